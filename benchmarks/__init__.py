@@ -1,0 +1,1 @@
+"""Benchmarks: workloads of BENCHMARKS.md run by datarax and by hand-written references."""

@@ -1,0 +1,90 @@
+"""The systems compared: datarax and the hand-written NumPy and JAX references.
+
+Each system takes a workload and its host arrays and returns ``make_pass``: a
+function that returns an iterator over one pass's batches (dicts of arrays). The
+harness materialises every array of every batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flax import nnx
+
+from benchmarks.workloads import Workload
+from datarax import from_source
+from datarax.dag.nodes import OperatorNode
+from datarax.operators import ElementOperator, ElementOperatorConfig
+from datarax.sources import MemorySource, MemorySourceConfig
+
+MakePass = Callable[[], Iterator]
+
+
+def numpy_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
+    """Permute once per epoch, fancy-index each batch, vectorised NumPy transform."""
+    rng = np.random.default_rng(1)
+    n = len(next(iter(data.values())))
+
+    def one_pass():
+        for _ in range(w.epochs_per_pass):
+            order = rng.permutation(n) if w.shuffle else np.arange(n)
+            for start in range(0, n, w.batch_size):
+                idx = order[start : start + w.batch_size]
+                yield w.numpy_fn({k: v[idx] for k, v in data.items()}, rng, stats)
+
+    return one_pass
+
+
+def jax_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
+    """Device-resident data, one jitted gather + vmapped transform per batch."""
+    device_data = jax.device_put(data)
+    fn = w.record_fn(stats)
+    base = jax.random.key(0)
+    rng = np.random.default_rng(1)
+    n = len(next(iter(data.values())))
+
+    @jax.jit
+    def step(arrays, idx, epoch):
+        batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+        epoch_key = jax.random.fold_in(base, epoch)
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(epoch_key, idx.astype(jnp.uint32))
+        return jax.vmap(fn)(batch, keys)
+
+    epoch = [0]
+
+    def one_pass():
+        for _ in range(w.epochs_per_pass):
+            order = rng.permutation(n) if w.shuffle else np.arange(n)
+            order = order.astype(np.int32)
+            for start in range(0, n, w.batch_size):
+                yield step(device_data, order[start : start + w.batch_size], np.uint32(epoch[0]))
+            epoch[0] += 1
+
+    return one_pass
+
+
+def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
+    """The same transform as one datarax ElementOperator over a MemorySource."""
+    fn = w.record_fn(stats)
+    source = MemorySource(MemorySourceConfig(), data=data)
+    op = ElementOperator(
+        ElementOperatorConfig(stochastic=w.stochastic, stream_name="augment"),
+        fn=lambda element, key: element.update_data(fn(element.data, key)),
+        rngs=nnx.Rngs(0),
+        name=f"{w.name}-transform",
+    )
+    pipeline = from_source(
+        source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass
+    ) >> OperatorNode(op)
+    return lambda: iter(pipeline)
+
+
+SYSTEMS: dict[str, Callable[..., MakePass]] = {
+    "numpy": numpy_reference,
+    "jax": jax_reference,
+    "datarax": datarax_pipeline,
+}

@@ -1,0 +1,1 @@
+"""The ``datarax`` command line (see :func:`datarax.cli.main.main`)."""

@@ -1,0 +1,87 @@
+"""The error hierarchy: every error a user can cause is a :class:`DataraxError`.
+
+Messages are built from four parts so that each says the same things in the same
+order: *where* it happened (node, source, record, field), *what* went wrong, what
+was *expected* and what was *found*.
+
+Example:
+    >>> raise SourceError("fields have different lengths", where="MemorySource",
+    ...                   expected="1000 records in 'label'", found="999")
+    Traceback (most recent call last):
+    ...
+    datarax.core.errors.SourceError: MemorySource: fields have different lengths; \
+expected 1000 records in 'label', found 999
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataraxError(Exception):
+    """Base class of every error datarax raises because of user input.
+
+    Args:
+        what: One clause saying what went wrong.
+        where: The node, source, record or field concerned.
+        expected: What datarax expected there.
+        found: What it found instead.
+        hint: An optional next step for the user.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str | None = None,
+        expected: Any = None,
+        found: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.what = what
+        self.where = where
+        self.expected = expected
+        self.found = found
+        self.hint = hint
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.expected is not None:
+            text += f"; expected {self.expected}"
+        if self.found is not None:
+            text += f", found {self.found}" if self.expected is not None else f"; found {self.found}"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+    def __reduce__(self):  # keep the structured fields when pickled across processes
+        return (_rebuild, (type(self), self.what, self.where, self.expected, self.found, self.hint))
+
+
+def _rebuild(cls, what, where, expected, found, hint):
+    return cls(what, where=where, expected=expected, found=found, hint=hint)
+
+
+class ConfigError(DataraxError, ValueError):
+    """A configuration value is invalid (raised when the config is built)."""
+
+
+class SourceError(DataraxError, ValueError):
+    """A data source is malformed: ragged fields, no records, unsupported values."""
+
+
+class SchemaError(DataraxError, TypeError):
+    """A field's shape, dtype or structure is not what the pipeline was built for."""
+
+
+class OperatorError(DataraxError):
+    """An operator was built or used incorrectly."""
+
+
+class PipelineBuildError(DataraxError):
+    """A pipeline graph cannot be compiled as built."""
+
+
+class StateError(DataraxError, ValueError):
+    """An iterator state cannot be restored into this pipeline."""

@@ -1,0 +1,347 @@
+"""`PipelineIterator`: runs a pipeline, one compiled call per chunk of batches.
+
+The host plane (sampler, host reads, dispatch of the compiled call) runs ahead on a
+background thread, ``prefetch`` chunks deep. The iterator's state is the position
+of the next batch it will hand out, so prefetched work is simply recomputed after
+a restore: the stream is a pure function of (pipeline, epoch, position).
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+from datarax.core.batch import Batch
+from datarax.core.errors import StateError
+
+STATE_FORMAT = "datarax.pipeline_iterator"
+STATE_VERSION = 1
+INDEX_WINDOW = 16_384
+
+
+class PipelineIterator(Iterator[Batch]):
+    """Iterator over a pipeline's batches with exact, JSON-able state.
+
+    Example:
+        >>> import numpy as np
+        >>> from datarax import from_source
+        >>> from datarax.sources import MemorySource, MemorySourceConfig
+        >>> p = from_source(MemorySource(MemorySourceConfig(), data={"x": np.arange(6)}), 2)
+        >>> it = iter(p); _ = next(it); state = it.get_state()
+        >>> state["epoch"], state["position"]
+        (0, 2)
+        >>> it2 = iter(p); it2.set_state(state); next(it2)["x"].tolist()
+        [2, 3]
+    """
+
+    def __init__(self, pipeline) -> None:
+        self._pipeline = pipeline
+        self._source = pipeline.source_node.source
+        self._sampler = pipeline.source_node.sampler
+        self._batcher = pipeline.batch_node.batcher
+        self._num_records = len(self._sampler)
+        self._epoch_end = self._batcher.epoch_end(self._num_records)
+        self._num_epochs = pipeline.source_node.num_epochs
+        self._first_epoch = pipeline.epoch_cursor
+        self._epoch = self._first_epoch
+        self._position = 0
+        self._ready: deque[Batch] = deque()
+        self._producer: _Producer | None = None
+        self._program = None
+
+    # -- iteration -----------------------------------------------------------------
+    def __iter__(self) -> PipelineIterator:
+        return self
+
+    def __next__(self) -> Batch:
+        if not self._ready:
+            if self._finished():
+                self.close()
+                raise StopIteration
+            self._ready.extend(self._next_chunk())
+        batch = self._ready.popleft()
+        self._pipeline._advance_cursor(batch.epoch)
+        self._position += batch.batch_size
+        if self._position >= self._epoch_end:
+            self._epoch, self._position = self._epoch + 1, 0
+            self._program.current(wait=True)  # every compilation lands in the first epoch
+        return batch
+
+    def close(self) -> None:
+        """Stop the background thread (also done when the iterator is collected)."""
+        if self._producer is not None:
+            self._producer.stop()
+            self._producer = None
+
+    # -- state ---------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The position of the next batch, as a small JSON-able dict."""
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "pipeline": self._pipeline.fingerprint_digest(),
+            "first_epoch": self._first_epoch,
+            "epoch": self._epoch,
+            "position": self._position,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a state returned by :meth:`get_state` (in any process)."""
+        first, epoch, position = _validate_state(state, self._pipeline, self._epoch_end)
+        self.close()
+        self._ready.clear()
+        self._first_epoch, self._epoch, self._position = first, epoch, position
+
+    # -- chunks --------------------------------------------------------------------
+    def _finished(self) -> bool:
+        return self._num_epochs is not None and self._epoch >= self._first_epoch + self._num_epochs
+
+    def _next_chunk(self) -> list[Batch]:
+        if self._producer is None:
+            if self._program is None:
+                self._program = _ProgramSchedule(self._pipeline)
+            chunks = _chunks(self, self._epoch, self._position)
+            self._producer = _Producer(chunks, self._pipeline.prefetch)
+            weakref.finalize(self, self._producer.stop)
+        return self._producer.get()
+
+
+def _chunks(it: PipelineIterator, epoch: int, position: int):
+    """Host plane: indices, host reads and the compiled call for each chunk.
+
+    Takes what it needs from ``it`` up front, so the background thread never keeps
+    the iterator alive (an abandoned iterator stops its thread when collected).
+    """
+    last_epoch = None if it._num_epochs is None else it._first_epoch + it._num_epochs - 1
+    return _chunk_stream(it._program, it._source, it._sampler, it._batcher, it._num_records,
+                         last_epoch, epoch, position)
+
+
+def _chunk_stream(programs, source, sampler, batcher, num_records, last_epoch, epoch, position):
+    first_epoch = epoch
+    while last_epoch is None or epoch <= last_epoch:
+        window = _IndexWindow(sampler, epoch, num_records)
+        bounds = batcher.bounds(num_records, position)
+        i = 0
+        while i < len(bounds):
+            program = programs.current(wait=epoch > first_epoch)
+            k = program.batches_per_call
+            group = bounds[i : i + k]
+            i += k
+            start, stop = group[0][0], group[-1][0] + group[-1][1]
+            ids = window.get(start, stop)
+            padded = np.empty(k * batcher.batch_size, np.int32)
+            padded[: ids.size] = ids
+            padded[ids.size :] = ids[0]
+            inputs = source.device_arrays if program.gather else source.read(padded)
+            batches = _batches(epoch, group, start, ids, program(inputs, padded, epoch))
+            programs.started()
+            yield batches
+        epoch, position = epoch + 1, 0
+
+
+class _ProgramSchedule:
+    """Serves the first chunks with a one-batch program while the full one compiles.
+
+    Compiling a many-batch chunk program takes longer than a one-batch one, so the
+    first batch comes from the small program and a background thread compiles (and
+    runs once) the large one. From the second epoch on the large program is always
+    used, so every compilation happens during the first epoch.
+    """
+
+    def __init__(self, pipeline) -> None:
+        self.final = pipeline.program()
+        self.first = self.final
+        self._thread = None
+        self._error: BaseException | None = None
+        warmed = _WARMED.setdefault(self.final.run, set())
+        key = self.final.batches_per_call
+        self._pending = None
+        self._lock = threading.RLock()
+        if self.final.batches_per_call > 1 and key not in warmed:
+            self.first = pipeline.program(batches_per_call=1)
+            self._pending = (pipeline.source_node.source, pipeline.batch_size, warmed, key)
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def started(self) -> None:
+        """Called after the first chunk is dispatched: compile the full program now.
+
+        Waiting until then keeps the two compilations from competing for the
+        interpreter while the first batch is on its way.
+        """
+        if self._pending is not None:
+            self._thread = threading.Thread(target=self._warm_up, args=self._pending,
+                                            name="datarax-compile", daemon=True)
+            self._pending = None
+            self._thread.start()
+            _BACKGROUND.add(self)
+
+    def current(self, wait: bool = False):
+        """The program to use now; with ``wait``, the full one (compiled if need be)."""
+        with self._lock:
+            if self._pending is not None and wait:
+                self.started()
+            thread = self._thread
+            if thread is not None and (wait or not thread.is_alive()):
+                thread.join()
+                self._thread = None
+                if self._error is not None:
+                    raise self._error
+                self.first = self.final
+            return self.first
+
+    def _warm_up(self, source, batch_size, warmed, key) -> None:
+        try:
+            ids = np.zeros(self.final.batches_per_call * batch_size, np.int32)
+            inputs = source.device_arrays if self.final.gather else source.read(ids)
+            jax.block_until_ready(self.final(inputs, ids, 0))
+            warmed.add(key)
+        except BaseException as error:  # surfaced in the consumer by current()
+            self._error = error
+
+
+class _IndexWindow:
+    """Computes an epoch's record ids ``INDEX_WINDOW`` positions at a time.
+
+    Vectorised samplers pay a fixed cost per call; asking for a few thousand
+    positions at once keeps that cost negligible while memory stays bounded.
+    """
+
+    def __init__(self, sampler, epoch: int, num_records: int) -> None:
+        self._sampler, self._epoch, self._n = sampler, epoch, num_records
+        self._start, self._ids = 0, np.empty(0, np.int64)
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        end = self._start + self._ids.size
+        if start < self._start or stop > end:
+            self._start = start
+            self._ids = self._sampler.indices(
+                self._epoch, start, min(self._n, max(stop, start + INDEX_WINDOW))
+            )
+        return self._ids[start - self._start : stop - self._start]
+
+
+def _batches(epoch, bounds, start, ids, parts) -> list[Batch]:
+    out = []
+    for (b_start, size), (data, states) in zip(bounds, parts, strict=False):
+        record_ids = ids[b_start - start : b_start - start + size]
+        if size < len(next(iter(data.values()))):
+            data, states = jax.tree_util.tree_map(
+                lambda v, size=size: jax.lax.slice_in_dim(v, 0, size), (data, states)
+            )
+        out.append(Batch(data, states=states, record_ids=record_ids, epoch=epoch))
+    return out
+
+
+class _Producer:
+    """Runs a chunk generator ``depth`` items ahead on a daemon thread (or inline)."""
+
+    _DONE = object()
+
+    def __init__(self, chunks, depth: int) -> None:
+        self._chunks = chunks
+        self._depth = depth
+        if depth > 0:
+            self._queue: queue.Queue = queue.Queue(maxsize=depth)
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="datarax-prefetch", daemon=True)
+            self._thread.start()
+            _BACKGROUND.add(self)
+
+    def get(self):
+        if self._depth == 0:
+            return next(self._chunks)
+        item = self._queue.get()
+        if isinstance(item, _Failure):
+            raise item.error
+        if item is self._DONE:
+            raise StopIteration
+        return item
+
+    def stop(self) -> None:
+        if self._depth == 0:
+            return
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.05)
+
+    def _run(self) -> None:
+        try:
+            for item in self._chunks:
+                if not self._put(item):
+                    return
+            self._put(self._DONE)
+        except BaseException as error:  # forwarded to the consumer, raised there
+            self._put(_Failure(error))
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+#: Chunk sizes already compiled and run once, per compiled chunk function.
+_WARMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: Background workers still running; stopped at exit, because a thread killed while
+#: inside an XLA call aborts the interpreter.
+_BACKGROUND: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_background() -> None:
+    for worker in list(_BACKGROUND):
+        worker.stop()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _validate_state(state: Any, pipeline, epoch_end: int) -> tuple[int, int, int]:
+    where = "PipelineIterator.set_state"
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise StateError("not a datarax pipeline iterator state", where=where,
+                         expected=f"a dict with format '{STATE_FORMAT}'",
+                         found=repr(state)[:200])
+    if state.get("version") != STATE_VERSION:
+        raise StateError("unsupported state version", where=where,
+                         expected=STATE_VERSION, found=state.get("version"))
+    digest = pipeline.fingerprint_digest()
+    if state.get("pipeline") != digest:
+        raise StateError(
+            "the state was saved by a differently built pipeline", where=where,
+            expected=f"pipeline fingerprint {digest}", found=state.get("pipeline"),
+            hint="Build the pipeline with the same source, sampler, batch size, seed and operators",
+        )
+    try:
+        first, epoch, position = (int(state[k]) for k in ("first_epoch", "epoch", "position"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError("malformed state", where=where,
+                         expected="integer 'first_epoch', 'epoch' and 'position'",
+                         found=repr(state)) from exc
+    if not (0 <= first <= epoch and 0 <= position < epoch_end):
+        raise StateError("state out of range", where=where,
+                         expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}",
+                         found=f"first_epoch={first}, epoch={epoch}, position={position}")
+    return first, epoch, position

@@ -1,0 +1,14 @@
+"""Operators: transformations the compiled pipeline runs on the device."""
+
+from datarax.operators.base import Operator, OperatorKey
+from datarax.operators.element import ElementOperator, ElementOperatorConfig
+from datarax.operators.map import MapOperator, MapOperatorConfig
+
+__all__ = [
+    "ElementOperator",
+    "ElementOperatorConfig",
+    "MapOperator",
+    "MapOperatorConfig",
+    "Operator",
+    "OperatorKey",
+]

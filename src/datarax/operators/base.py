@@ -1,0 +1,142 @@
+"""`Operator`: a batch transformation the compiled pipeline runs on the device.
+
+An operator maps a batch (``data`` and per-record ``states``, each a dict of arrays
+with the batch on axis 0) to a new batch, as a pure JAX function. Stochastic
+operators draw one key per record from (their stream key, pipeline seed, epoch,
+record id), so a record's randomness never depends on where it sits in a batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+from flax import nnx
+
+from datarax.core.config import Config
+from datarax.core.errors import OperatorError, SchemaError
+from datarax.core.module import DataraxModule
+from datarax.core.rng import record_keys, stream_key
+
+Fields = dict[str, Any]
+
+
+class OperatorKey(nnx.Variable):
+    """The base random key of a stochastic operator's stream (not a learnable parameter)."""
+
+
+class Operator(DataraxModule, abc.ABC):
+    """Base of device-plane operators.
+
+    Subclasses implement :meth:`apply_batch`. Stochastic ones call
+    :meth:`keys_for` to get their per-record keys.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stochastic: bool,
+        stream_name: str | None,
+        rngs: nnx.Rngs | None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(config, name=name)
+        self.stochastic = stochastic
+        self.stream_name = stream_name or "default"
+        if stochastic:
+            if rngs is None:
+                raise OperatorError(
+                    "a stochastic operator needs random keys", where=self.name,
+                    expected="rngs=nnx.Rngs(seed)", found="rngs=None",
+                )
+            self.base_key = OperatorKey(_stream_base_key(rngs, self.stream_name))
+        self._specs = _SpecMemo()
+
+    @abc.abstractmethod
+    def apply_batch(
+        self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
+    ) -> tuple[Fields, Fields]:
+        """Transform one batch; ``record_ids`` and ``epoch`` identify the records."""
+
+    def keys_for(self, record_ids: jax.Array, epoch: jax.Array, seed: int) -> jax.Array:
+        """One key per record, from (stream key, pipeline seed, epoch, record id)."""
+        key = stream_key(self.base_key[...], self.stream_name, seed)
+        return record_keys(key, epoch, record_ids)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines this operator's output apart from its parameter values."""
+        return {
+            "type": type(self).__name__,
+            "name": self.name,
+            "config": {k: repr(v) for k, v in self.config.to_dict().items()},
+        }
+
+    def check_spec(self, spec_in: Any, spec_out: Any) -> None:
+        """Raise if this operator's output spec changed for the same input spec.
+
+        Called at every trace: a function whose output shape or dtype differs between
+        two traces of the same input would silently change the stream.
+        """
+        seen = self._specs.get(spec_in)
+        if seen is None:
+            self._specs[spec_in] = spec_out
+            return
+        if seen != spec_out:
+            field, expected, found = _first_difference(seen, spec_out)
+            raise SchemaError(
+                "operator output changed between calls with the same input",
+                where=f"{self.name}, field '{field}'", expected=expected, found=found,
+            )
+
+
+class _SpecMemo(dict):
+    """Output specs seen per input spec.
+
+    All memos compare equal, so two operators built alike (same function and config)
+    have equal graph definitions and share compiled code.
+    """
+
+    def __hash__(self) -> int:
+        return hash(_SpecMemo)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SpecMemo)
+
+
+def _stream_base_key(rngs: nnx.Rngs, stream_name: str) -> jax.Array:
+    # Read the stream's key without drawing from it, so building the operator is pure.
+    stream = getattr(rngs, stream_name) if stream_name in _stream_names(rngs) else rngs.default
+    return stream.key[...]
+
+
+def _stream_names(rngs: nnx.Rngs) -> set[str]:
+    return {name for name, value in vars(rngs).items() if isinstance(value, nnx.RngStream)}
+
+
+def spec_of(tree: Any) -> tuple:
+    """Hashable (field path, shape, dtype) description of a pytree of arrays.
+
+    Paths read like field names: ``image``, ``meta/size``; entries of an element's
+    ``state`` (the second item of a ``(data, state)`` pair) read ``state:name``.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return tuple((_path_name(path), tuple(leaf.shape), str(leaf.dtype)) for path, leaf in leaves)
+
+
+def _path_name(path) -> str:
+    parts = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+    if len(parts) > 1 and parts[0] in ("0", "1"):
+        prefix = "state:" if parts[0] == "1" else ""
+        return prefix + "/".join(parts[1:])
+    return "/".join(parts)
+
+
+def _first_difference(expected: tuple, found: tuple) -> tuple[str, str, str]:
+    e, f = dict((p, (s, d)) for p, s, d in expected), dict((p, (s, d)) for p, s, d in found)
+    for path in list(e) + [p for p in f if p not in e]:
+        if e.get(path) != f.get(path):
+            fmt = lambda v: "absent" if v is None else f"{v[1]}{v[0]}"  # noqa: E731
+            return path, fmt(e.get(path)), fmt(f.get(path))
+    return "?", str(expected), str(found)
