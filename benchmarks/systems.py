@@ -19,6 +19,14 @@ from benchmarks.workloads import Workload
 from datarax import from_source
 from datarax.dag.nodes import OperatorNode
 from datarax.operators import ElementOperator, ElementOperatorConfig
+from datarax.operators.image import (
+    Normalize,
+    NormalizeConfig,
+    RandomCrop,
+    RandomCropConfig,
+    RandomFlip,
+    RandomFlipConfig,
+)
 from datarax.sources import MemorySource, MemorySourceConfig
 
 MakePass = Callable[[], Iterator]
@@ -68,7 +76,23 @@ def jax_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
 
 
 def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
-    """The same transform as one datarax ElementOperator over a MemorySource."""
+    """datarax as its users would write it: built-in operators where datarax has them."""
+    if w.name != "W2":
+        return datarax_function(w, data, stats)
+    mean, std = stats
+    source = MemorySource(MemorySourceConfig(), data=data)
+    pipeline = (
+        from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+        >> OperatorNode(Normalize(NormalizeConfig(mean=tuple(mean.tolist()),
+                                                  std=tuple(std.tolist()))))
+        >> OperatorNode(RandomCrop(RandomCropConfig(size=32, padding=4), rngs=nnx.Rngs(0)))
+        >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
+    )
+    return lambda: iter(pipeline)
+
+
+def datarax_function(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
+    """The reference's own per-record function as one datarax ElementOperator."""
     fn = w.record_fn(stats)
     source = MemorySource(MemorySourceConfig(), data=data)
     op = ElementOperator(
@@ -87,4 +111,5 @@ SYSTEMS: dict[str, Callable[..., MakePass]] = {
     "numpy": numpy_reference,
     "jax": jax_reference,
     "datarax": datarax_pipeline,
+    "datarax-fn": datarax_function,
 }

@@ -62,8 +62,14 @@ def _w2_data() -> dict[str, np.ndarray]:
 
 
 def _channel_stats(image: np.ndarray):
-    flat = image.reshape(-1, image.shape[-1]).astype(np.float64)
-    return flat.mean(0).astype(np.float32), flat.std(0).astype(np.float32)
+    # Histogram per channel: exact mean and std of uint8 data without a float copy.
+    counts = np.stack([np.bincount(image[..., c].ravel(), minlength=256)
+                       for c in range(image.shape[-1])])
+    values = np.arange(256, dtype=np.float64)
+    n = counts.sum(1)
+    mean = counts @ values / n
+    std = np.sqrt(counts @ values**2 / n - mean**2)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _w2_record(stats):

@@ -65,6 +65,15 @@ class Operator(DataraxModule, abc.ABC):
         key = stream_key(self.base_key[...], self.stream_name, seed)
         return record_keys(key, epoch, record_ids)
 
+    def random_words(self, record_ids: jax.Array, epoch: jax.Array, seed: int) -> jax.Array:
+        """Two pseudo-random ``uint32`` words per record, shape ``(batch, 2)``.
+
+        They are the data of the record's key (a Threefry hash of stream key, seed,
+        epoch and record id), so a batched operator gets its per-record random
+        numbers without drawing from the key again.
+        """
+        return jax.random.key_data(self.keys_for(record_ids, epoch, seed)).reshape(-1, 2)
+
     def fingerprint(self) -> dict[str, Any]:
         """What determines this operator's output apart from its parameter values."""
         return {

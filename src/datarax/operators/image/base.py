@@ -1,0 +1,81 @@
+"""`ImageOperator`: a batched operator on one image field (channels last)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import abc
+
+import jax
+from flax import nnx
+
+from datarax.core.config import Config
+from datarax.core.errors import ConfigError, SchemaError
+from datarax.operators.base import Fields, Operator
+
+
+@dataclass(frozen=True)
+class ImageOperatorConfig(Config):
+    """Args:
+    field: The data field holding images, ``(H, W)`` or ``(H, W, C)`` per record.
+    stream_name: Random stream of a stochastic operator.
+    """
+
+    field: str = "image"
+    stream_name: str | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.field, str) or not self.field:
+            raise ConfigError("must be a field name", where=f"{type(self).__name__}.field",
+                              expected="a non-empty string", found=repr(self.field))
+
+
+class ImageOperator(Operator):
+    """Base of image operators: whole-batch array code, one field, per-record randomness.
+
+    Subclasses implement :meth:`transform_images` on the batch of images
+    ``(B, H, W[, C])``; stochastic ones receive :meth:`random_words` for their records.
+    """
+
+    stochastic_default = False
+
+    def __init__(self, config: ImageOperatorConfig, *, rngs: nnx.Rngs | None = None,
+                 name: str | None = None) -> None:
+        self.require_config(config)
+        stream = config.stream_name or type(self).__name__
+        super().__init__(config, stochastic=self.stochastic_default, stream_name=stream,
+                         rngs=rngs, name=name)
+
+    def apply_batch(
+        self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
+    ) -> tuple[Fields, Fields]:
+        field = self.config.field
+        if field not in data:
+            raise SchemaError("image field missing", where=self.name,
+                              expected=f"a field '{field}' among {sorted(data)}",
+                              found="no such field")
+        images = data[field]
+        if images.ndim not in (3, 4):
+            raise SchemaError("images must be (H, W) or (H, W, C) per record",
+                              where=f"{self.name}, field '{field}'",
+                              expected="rank 2 or 3 per record",
+                              found=f"shape {tuple(images.shape[1:])}")
+        words = self.random_words(record_ids, epoch, seed) if self.stochastic else None
+        return {**data, field: self.transform_images(images, words)}, states
+
+    @abc.abstractmethod
+    def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
+        """Transform a batch of images; ``words`` is ``(B, 2) uint32`` when stochastic."""
+
+
+def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:
+    """``4`` -> ``(4, 4)``; checks non-negative ints."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
+        raise ConfigError("must be a non-negative int or a pair of them", where=where,
+                          expected="e.g. 4 or (4, 2)", found=repr(value))
+    return pair  # type: ignore[return-value]
+
+
+def uniform(words: jax.Array) -> jax.Array:
+    """A float in [0, 1) per word (24 random bits)."""
+    return (words >> 8).astype("float32") * (1.0 / (1 << 24))
