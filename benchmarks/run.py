@@ -90,8 +90,16 @@ def shuffle_throughput(repetitions: int = 5) -> dict:
 
 
 def _run_child(workload: str, system: str, repetitions: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.run", "--child", workload, system,
-           "--repetitions", str(repetitions)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--child",
+        workload,
+        system,
+        "--repetitions",
+        str(repetitions),
+    ]
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -117,12 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         for system in args.systems:
             r = _run_child(workload, system, args.repetitions)
             results.append(r)
-            print(f"{workload:4} {system:8} {r['elements_per_s']:>12,.0f} el/s "
-                  f"(min {r['min']:,.0f}, max {r['max']:,.0f})  first batch {r['ttfb_s']:.3f} s  "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB", flush=True)
+            print(
+                f"{workload:4} {system:8} {r['elements_per_s']:>12,.0f} el/s "
+                f"(min {r['min']:,.0f}, max {r['max']:,.0f})  first batch {r['ttfb_s']:.3f} s  "
+                f"peak RSS {r['peak_rss_mb']:,.0f} MB",
+                flush=True,
+            )
     shuffle = shuffle_throughput()
-    print(f"\nshuffle (Feistel, NumPy): {shuffle['epoch_1M']:,.0f} indices/s over a 10^6 epoch, "
-          f"{shuffle['chunk_16k']:,.0f} indices/s in 16k chunks")
+    print(
+        f"\nshuffle (Feistel, NumPy): {shuffle['epoch_1M']:,.0f} indices/s over a 10^6 epoch, "
+        f"{shuffle['chunk_16k']:,.0f} indices/s in 16k chunks"
+    )
 
     print("\nratios of datarax to each reference (same run):")
     by_key = {(r["workload"], r["system"]): r for r in results}

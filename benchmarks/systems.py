@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flax import nnx
 
 from benchmarks.workloads import Workload
@@ -83,8 +82,9 @@ def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePas
     source = MemorySource(MemorySourceConfig(), data=data)
     pipeline = (
         from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
-        >> OperatorNode(Normalize(NormalizeConfig(mean=tuple(mean.tolist()),
-                                                  std=tuple(std.tolist()))))
+        >> OperatorNode(
+            Normalize(NormalizeConfig(mean=tuple(mean.tolist()), std=tuple(std.tolist())))
+        )
         >> OperatorNode(RandomCrop(RandomCropConfig(size=32, padding=4), rngs=nnx.Rngs(0)))
         >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
     )

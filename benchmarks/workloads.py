@@ -63,8 +63,9 @@ def _w2_data() -> dict[str, np.ndarray]:
 
 def _channel_stats(image: np.ndarray):
     # Histogram per channel: exact mean and std of uint8 data without a float copy.
-    counts = np.stack([np.bincount(image[..., c].ravel(), minlength=256)
-                       for c in range(image.shape[-1])])
+    counts = np.stack(
+        [np.bincount(image[..., c].ravel(), minlength=256) for c in range(image.shape[-1])]
+    )
     values = np.arange(256, dtype=np.float64)
     n = counts.sum(1)
     mean = counts @ values / n

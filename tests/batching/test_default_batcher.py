@@ -14,8 +14,9 @@ from datarax.core.errors import ConfigError, SchemaError
 
 
 def batcher(batch_size: int, drop_remainder: bool = False, name: str | None = None):
-    return DefaultBatcher(DefaultBatcherConfig(batch_size=batch_size,
-                                               drop_remainder=drop_remainder), name=name)
+    return DefaultBatcher(
+        DefaultBatcherConfig(batch_size=batch_size, drop_remainder=drop_remainder), name=name
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -78,8 +79,11 @@ def test_bad_batch_size_raises_config_error(bad):
 
 @pytest.mark.parametrize("bad", [1, "yes", None])
 def test_bad_drop_remainder_raises_config_error(bad):
-    with pytest.raises(ConfigError, match=r"^DefaultBatcherConfig\.drop_remainder: must be a bool;"
-                       rf" expected True or False, found {re.escape(repr(bad))}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^DefaultBatcherConfig\.drop_remainder: must be a bool;"
+        rf" expected True or False, found {re.escape(repr(bad))}$",
+    ):
         DefaultBatcherConfig(batch_size=2, drop_remainder=bad)
 
 
@@ -91,9 +95,7 @@ def test_config_is_frozen():
 
 
 def test_collate_stacks_fields():
-    records = [
-        {"image": np.full((2, 3), i, np.float32), "label": np.int32(i)} for i in range(4)
-    ]
+    records = [{"image": np.full((2, 3), i, np.float32), "label": np.int32(i)} for i in range(4)]
     out = batcher(4).collate(records)
     assert set(out) == {"image", "label"}
     assert out["image"].shape == (4, 2, 3) and out["image"].dtype == np.float32
@@ -111,17 +113,23 @@ def test_collate_single_record():
 def test_collate_shape_mismatch_raises_schema_error_naming_row_and_field():
     records = [{"x": np.zeros(3, np.float32), "y": np.int32(0)} for _ in range(3)]
     records[2] = {"x": np.zeros(4, np.float32), "y": np.int32(0)}
-    with pytest.raises(SchemaError, match=re.escape(
-        "collator, batch row 2, field 'x': record does not match the batch's first record; "
-        "expected float32(3,), found float32(4,)"
-    )):
+    with pytest.raises(
+        SchemaError,
+        match=re.escape(
+            "collator, batch row 2, field 'x': record does not match the batch's first record; "
+            "expected float32(3,), found float32(4,)"
+        ),
+    ):
         batcher(3, name="collator").collate(records)
 
 
 def test_collate_dtype_mismatch_raises_schema_error():
     records = [{"x": np.zeros(3, np.float32)}, {"x": np.zeros(3, np.int32)}]
-    with pytest.raises(SchemaError, match=r"^DefaultBatcher, batch row 1, field 'x': .*"
-                       r"expected float32\(3,\), found int32\(3,\)$"):
+    with pytest.raises(
+        SchemaError,
+        match=r"^DefaultBatcher, batch row 1, field 'x': .*"
+        r"expected float32\(3,\), found int32\(3,\)$",
+    ):
         batcher(2).collate(records)
 
 
@@ -131,7 +139,10 @@ def test_schema_error_is_type_error():
 
 
 def test_collate_missing_field_raises_schema_error():
-    with pytest.raises(SchemaError, match=r"batch row 1: record has different fields.*expected \['x', 'y'\], found \['x'\]"):
+    with pytest.raises(
+        SchemaError,
+        match=r"batch row 1: record has different fields.*expected \['x', 'y'\], found \['x'\]",
+    ):
         batcher(2).collate([{"x": 1, "y": 2}, {"x": 1}])
 
 

@@ -25,14 +25,18 @@ def _summary(text: str) -> dict[str, str]:
 
 
 def _numbers(value: str) -> list[float]:
-    return [float(word.rstrip(",;")) for word in value.replace("(", " ").split()
-            if word.rstrip(",;").replace(".", "", 1).isdigit()]
+    return [
+        float(word.rstrip(",;"))
+        for word in value.replace("(", " ").split()
+        if word.rstrip(",;").replace(".", "", 1).isdigit()
+    ]
 
 
 # -- demo --------------------------------------------------------------------------------
 def test_demo_reports_the_run(capsys):
-    code = main(["demo", "--records", "512", "--batch-size", "64", "--epochs", "2",
-                 "--no-progress"])
+    code = main(
+        ["demo", "--records", "512", "--batch-size", "64", "--epochs", "2", "--no-progress"]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     assert err == ""
@@ -50,7 +54,8 @@ def test_demo_reports_the_run(capsys):
     assert 0.0 <= low <= mean <= high <= 1.0
 
     fraction, flipped, told_apart, symmetric, mismatched = _numbers(
-        summary["flipped in last epoch"])
+        summary["flipped in last epoch"]
+    )
     assert 0.3 <= fraction <= 0.7
     assert told_apart + symmetric == 512 and mismatched == 0
     assert fraction == pytest.approx(flipped / told_apart, abs=1e-4)
@@ -79,9 +84,23 @@ def test_demo_flips_depend_on_the_seed():
 def test_module_entry_point_runs_the_demo():
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     proc = subprocess.run(
-        [sys.executable, "-m", "datarax", "demo", "--records", "256", "--batch-size", "32",
-         "--epochs", "1"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "datarax",
+            "demo",
+            "--records",
+            "256",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "records processed: 256" in proc.stdout
@@ -111,12 +130,15 @@ def test_no_command_prints_help(capsys):
     assert out.startswith("usage: datarax") and "demo" in out and "version" in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["demo", "--records", "0"],
-    ["demo", "--batch-size", "x"],
-    ["demo", "--seed", "-1"],
-    ["nonsense"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--records", "0"],
+        ["demo", "--batch-size", "x"],
+        ["demo", "--seed", "-1"],
+        ["nonsense"],
+    ],
+)
 def test_bad_arguments_exit_with_usage_error(argv, capsys):
     assert main(argv) == 2
     assert "usage: datarax" in capsys.readouterr().err
@@ -156,10 +178,18 @@ def test_synthetic_images_depend_on_the_label():
     assert not np.any(np.all(images == images[:, :, ::-1], axis=(1, 2)))
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"num_records": 0}, {"num_records": 2.5}, {"num_classes": 0}, {"seed": -1},
-    {"image_shape": (28,)}, {"image_shape": (28, 0, 1)}, {"image_shape": 28},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_records": 0},
+        {"num_records": 2.5},
+        {"num_classes": 0},
+        {"seed": -1},
+        {"image_shape": (28,)},
+        {"image_shape": (28, 0, 1)},
+        {"image_shape": 28},
+    ],
+)
 def test_synthetic_images_rejects_bad_arguments(kwargs):
     with pytest.raises(ConfigError, match="synthetic_images"):
         synthetic_images(**kwargs)
@@ -185,10 +215,12 @@ def test_progress_prints_a_line_per_tenth_without_a_terminal():
     assert "\r" not in out.getvalue()
     assert len(lines) == 10
     assert [line.split()[3] for line in lines] == [f"{p}%" for p in range(10, 101, 10)]
-    assert lines[0] == ("demo [##......................] 100/1000  10% | 50 elements/s "
-                        "| 2.0s elapsed")
-    assert lines[-1] == ("demo [########################] 1000/1000 100% | 50 elements/s "
-                         "| 20.0s elapsed")
+    assert lines[0] == (
+        "demo [##......................] 100/1000  10% | 50 elements/s | 2.0s elapsed"
+    )
+    assert lines[-1] == (
+        "demo [########################] 1000/1000 100% | 50 elements/s | 20.0s elapsed"
+    )
     assert bar.count == 1000 and bar.rate == 50.0
 
 

@@ -78,8 +78,9 @@ def test_replace_returns_new_element_with_copied_dicts():
 
 
 def test_replace_rejects_unknown_attributes():
-    with pytest.raises(TypeError, match=re.escape("Element.replace: unknown attributes "
-                                                  "['bar', 'foo']")):
+    with pytest.raises(
+        TypeError, match=re.escape("Element.replace: unknown attributes ['bar', 'foo']")
+    ):
         _element().replace(foo=1, bar=2, data={})
 
 
@@ -120,7 +121,7 @@ def test_vmap_over_elements():
 # --------------------------------------------------------------------------- Batch
 
 
-def _batch(record_ids=np.arange(4), epoch=2):
+def _batch(record_ids=(0, 1, 2, 3), epoch=2):
     return Batch(
         {"image": jnp.zeros((4, 2)), "label": jnp.arange(4)},
         states={"s": jnp.ones(4)},
@@ -172,8 +173,9 @@ def test_batch_pytree_round_trip():
 def test_jit_takes_and_returns_batch():
     @jax.jit
     def f(b: Batch) -> Batch:
-        return Batch({"label": b["label"] * 2}, states=b.states, record_ids=b.record_ids,
-                     epoch=b.epoch + 1)
+        return Batch(
+            {"label": b["label"] * 2}, states=b.states, record_ids=b.record_ids, epoch=b.epoch + 1
+        )
 
     out = f(_batch(epoch=4))
     assert isinstance(out, Batch) and out.epoch == 5
@@ -186,12 +188,22 @@ def test_jit_takes_and_returns_batch():
 
 
 def test_error_message_format():
-    e = SourceError("fields have different lengths", where="MemorySource",
-                    expected="1000 records in 'label'", found="999")
-    assert str(e) == ("MemorySource: fields have different lengths; expected 1000 records in "
-                      "'label', found 999")
+    e = SourceError(
+        "fields have different lengths",
+        where="MemorySource",
+        expected="1000 records in 'label'",
+        found="999",
+    )
+    assert str(e) == (
+        "MemorySource: fields have different lengths; expected 1000 records in 'label', found 999"
+    )
     assert (e.what, e.where, e.expected, e.found, e.hint) == (
-        "fields have different lengths", "MemorySource", "1000 records in 'label'", "999", None)
+        "fields have different lengths",
+        "MemorySource",
+        "1000 records in 'label'",
+        "999",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -202,8 +214,10 @@ def test_error_message_format():
         ({"expected": 3}, "went wrong; expected 3"),
         ({"found": 4}, "went wrong; found 4"),
         ({"expected": 0, "found": 0}, "went wrong; expected 0, found 0"),
-        ({"where": "n", "expected": "a", "found": "b", "hint": "Try c"},
-         "n: went wrong; expected a, found b. Try c"),
+        (
+            {"where": "n", "expected": "a", "found": "b", "hint": "Try c"},
+            "n: went wrong; expected a, found b. Try c",
+        ),
         ({"hint": "Try c"}, "went wrong. Try c"),
     ],
 )
@@ -234,17 +248,31 @@ def test_error_hierarchy(cls, bases, not_bases):
 
 
 @pytest.mark.parametrize(
-    "cls", [DataraxError, ConfigError, SourceError, SchemaError, OperatorError,
-            PipelineBuildError, StateError],
+    "cls",
+    [
+        DataraxError,
+        ConfigError,
+        SourceError,
+        SchemaError,
+        OperatorError,
+        PipelineBuildError,
+        StateError,
+    ],
 )
 def test_errors_survive_pickling(cls):
     err = cls("went wrong", where="node 'a'", expected=[1, 2], found={"k": 3}, hint="Fix it")
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is cls
-    assert str(back) == str(err) == ("node 'a': went wrong; expected [1, 2], found {'k': 3}. "
-                                     "Fix it")
+    assert (
+        str(back) == str(err) == ("node 'a': went wrong; expected [1, 2], found {'k': 3}. Fix it")
+    )
     assert (back.what, back.where, back.expected, back.found, back.hint) == (
-        "went wrong", "node 'a'", [1, 2], {"k": 3}, "Fix it")
+        "went wrong",
+        "node 'a'",
+        [1, 2],
+        {"k": 3},
+        "Fix it",
+    )
 
 
 # --------------------------------------------------------------------------- config, module
@@ -262,11 +290,17 @@ class _ResizeConfig(Config):
 
 def test_config_validates_on_construction():
     assert _ResizeConfig(size=4).to_dict() == {"size": 4, "limit": None}
-    with pytest.raises(ConfigError, match=r"^_ResizeConfig\.size: must be a positive integer; "
-                       r"expected an int > 0, found 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^_ResizeConfig\.size: must be a positive integer; "
+        r"expected an int > 0, found 0$",
+    ):
         _ResizeConfig(size=0)
-    with pytest.raises(ConfigError, match=r"^_ResizeConfig\.limit: must be a positive integer; "
-                       r"expected an int > 0 or None, found False$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^_ResizeConfig\.limit: must be a positive integer; "
+        r"expected an int > 0 or None, found False$",
+    ):
         _ResizeConfig(limit=False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         _ResizeConfig().size = 3  # type: ignore[misc]
@@ -278,8 +312,11 @@ def test_module_checks_config_type_and_names_itself():
 
     assert Resize(_ResizeConfig()).name == "Resize"
     assert Resize(_ResizeConfig(), name="r1").name == "r1"
-    with pytest.raises(ConfigError, match=r"^Resize: wrong config type; expected _ResizeConfig, "
-                       r"found Config$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^Resize: wrong config type; expected _ResizeConfig, "
+        r"found Config$",
+    ):
         Resize(Config())
 
 

@@ -31,8 +31,9 @@ def flip(element, key):
     return element.update_data({"image": jnp.where(do_flip, jnp.flip(image, axis=1), image)})
 
 
-def augmented(n=100, batch_size=8, *, seed=0, shuffle=True, num_epochs=3, placement="auto",
-              **options):
+def augmented(
+    n=100, batch_size=8, *, seed=0, shuffle=True, num_epochs=3, placement="auto", **options
+):
     """Shuffled, normalised, randomly flipped images (labels hold the record id)."""
     source = MemorySource(MemorySourceConfig(placement=placement), data=image_data(n))
     normalizer = ElementOperator(ElementOperatorConfig(), fn=normalize)
@@ -40,8 +41,9 @@ def augmented(n=100, batch_size=8, *, seed=0, shuffle=True, num_epochs=3, placem
         ElementOperatorConfig(stochastic=True, stream_name="augment"), fn=flip, rngs=nnx.Rngs(7)
     )
     return (
-        from_source(source, batch_size, shuffle=shuffle, seed=seed, num_epochs=num_epochs,
-                    **options)
+        from_source(
+            source, batch_size, shuffle=shuffle, seed=seed, num_epochs=num_epochs, **options
+        )
         >> OperatorNode(normalizer)
         >> OperatorNode(flipper)
     )

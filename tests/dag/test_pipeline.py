@@ -25,8 +25,9 @@ from datarax.sources import MemorySource, MemorySourceConfig
 
 
 def counting_source(n: int, placement: str = "auto") -> MemorySource:
-    return MemorySource(MemorySourceConfig(placement=placement),
-                        data={"x": np.arange(n, dtype=np.int32)})
+    return MemorySource(
+        MemorySourceConfig(placement=placement), data={"x": np.arange(n, dtype=np.int32)}
+    )
 
 
 def test_sequential_batches_are_exact_and_short_last_batch_is_true_size():
@@ -56,8 +57,9 @@ def test_host_and_device_sources_give_the_same_stream(placement):
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 300), batch_size=st.integers(1, 64), seed=st.integers(0, 2**31 - 1))
 def test_every_shuffled_epoch_is_a_permutation(n, batch_size, seed):
-    pipeline = from_source(counting_source(n), batch_size, shuffle=True, seed=seed,
-                           num_epochs=2, prefetch=0)
+    pipeline = from_source(
+        counting_source(n), batch_size, shuffle=True, seed=seed, num_epochs=2, prefetch=0
+    )
     seen: dict[int, list[int]] = {}
     for b in pipeline:
         seen.setdefault(b.epoch, []).extend(b["x"].tolist())
@@ -69,8 +71,9 @@ def test_every_shuffled_epoch_is_a_permutation(n, batch_size, seed):
 
 def test_epochs_and_seeds_give_different_orders():
     def order(seed, epoch_index):
-        batches = list(from_source(counting_source(1000), 100, shuffle=True, seed=seed,
-                                   num_epochs=2))
+        batches = list(
+            from_source(counting_source(1000), 100, shuffle=True, seed=seed, num_epochs=2)
+        )
         epoch = [b for b in batches if b.epoch == epoch_index]
         return np.concatenate([np.asarray(b["x"]) for b in epoch])
 
@@ -84,8 +87,9 @@ def test_epochs_and_seeds_give_different_orders():
 def test_a_records_augmentation_does_not_depend_on_batch_size_or_order():
     def by_record(batch_size, shuffle):
         out = {}
-        for epoch, ids, images in stream(augmented(batch_size=batch_size, shuffle=shuffle,
-                                                   num_epochs=2)):
+        for epoch, ids, images in stream(
+            augmented(batch_size=batch_size, shuffle=shuffle, num_epochs=2)
+        ):
             for rid, image in zip(ids.tolist(), images, strict=True):
                 out[(epoch, rid)] = image
         return out
@@ -235,8 +239,7 @@ def test_batch_size_must_be_positive():
 
 def test_fields_with_different_lengths_are_rejected():
     with pytest.raises(SourceError, match=r"field 'label'.*expected 10 records.*found 9"):
-        MemorySource(MemorySourceConfig(),
-                     data={"image": np.zeros((10, 2)), "label": np.zeros(9)})
+        MemorySource(MemorySourceConfig(), data={"image": np.zeros((10, 2)), "label": np.zeros(9)})
 
 
 def test_an_empty_source_is_rejected():
@@ -265,8 +268,11 @@ def test_a_function_changing_shape_between_calls_is_rejected():
     op = ElementOperator(ElementOperatorConfig(), fn=unstable)
     pipeline = from_source(MemorySource(MemorySourceConfig(), data=image_data(20)), 4)
     pipeline = pipeline >> OperatorNode(op)  # first trace, at build time
-    with pytest.raises(SchemaError, match=r"field 'image'.*changed between calls.*"
-                                          r"expected float32\(4, 6, 1\), found float32\(2, 6, 1\)"):
+    with pytest.raises(
+        SchemaError,
+        match=r"field 'image'.*changed between calls.*"
+        r"expected float32\(4, 6, 1\), found float32\(2, 6, 1\)",
+    ):
         next(iter(pipeline))
 
 

@@ -59,14 +59,28 @@ def test_restore_in_a_fresh_iterator_continues_exactly(k):
 
 def test_restore_in_a_new_process_continues_exactly():
     rng = np.random.default_rng(0)
-    ks = sorted({0, BATCHES_PER_EPOCH - 1, BATCHES_PER_EPOCH, BATCHES_PER_EPOCH + 1,
-                 *rng.integers(1, 3 * BATCHES_PER_EPOCH, 4).tolist()})
+    ks = sorted(
+        {
+            0,
+            BATCHES_PER_EPOCH - 1,
+            BATCHES_PER_EPOCH,
+            BATCHES_PER_EPOCH + 1,
+            *rng.integers(1, 3 * BATCHES_PER_EPOCH, 4).tolist(),
+        }
+    )
     expected = states_and_rests(ks)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
         [sys.executable, str(HERE / "resume_child.py")],
-        input=json.dumps([s for s, _ in expected]), capture_output=True, text=True, env=env,
-        timeout=300, check=False,
+        input=json.dumps([s for s, _ in expected]),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [d for _, d in expected]
@@ -84,8 +98,11 @@ def test_restore_is_independent_of_prefetched_work():
 
 def test_state_from_a_differently_built_pipeline_is_rejected():
     state = iter(augmented(seed=0)).get_state()
-    with pytest.raises(StateError, match=r"differently built pipeline.*expected pipeline "
-                                         r"fingerprint [0-9a-f]{16}, found [0-9a-f]{16}"):
+    with pytest.raises(
+        StateError,
+        match=r"differently built pipeline.*expected pipeline "
+        r"fingerprint [0-9a-f]{16}, found [0-9a-f]{16}",
+    ):
         iter(augmented(seed=1)).set_state(state)
     with pytest.raises(StateError, match=r"differently built"):
         iter(augmented(batch_size=4)).set_state(state)

@@ -48,16 +48,18 @@ def noisy(e: Element, key) -> Element:
 
 
 def stochastic_op(seed=0, stream_name=None, fn=noisy):
-    return ElementOperator(ElementOperatorConfig(stochastic=True, stream_name=stream_name),
-                           fn=fn, rngs=nnx.Rngs(seed))
+    return ElementOperator(
+        ElementOperatorConfig(stochastic=True, stream_name=stream_name), fn=fn, rngs=nnx.Rngs(seed)
+    )
 
 
 # --------------------------------------------------------------------------- __call__
 
 
 def test_deterministic_call_on_one_element():
-    op = ElementOperator(ElementOperatorConfig(),
-                         fn=lambda e, key=None: e.update_data({"x": e.data["x"] * 2}))
+    op = ElementOperator(
+        ElementOperatorConfig(), fn=lambda e, key=None: e.update_data({"x": e.data["x"] * 2})
+    )
     e = Element(data={"x": jnp.float32(1.5), "y": jnp.int32(4)})
     out = op(e)
     assert float(out.data["x"]) == 3.0
@@ -81,8 +83,11 @@ def test_stochastic_call_on_one_element():
 
 
 def test_stochastic_call_without_key_raises():
-    with pytest.raises(OperatorError, match=r"^ElementOperator\(noisy\): a stochastic operator "
-                       r"needs a key; expected op\(element, key\), found key=None$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"^ElementOperator\(noisy\): a stochastic operator "
+        r"needs a key; expected op\(element, key\), found key=None$",
+    ):
         stochastic_op()(Element(data={"x": jnp.zeros(2)}))
 
 
@@ -165,22 +170,28 @@ def test_different_epochs_and_seeds_give_different_keys_and_outputs():
 
 def test_stream_names_give_different_keys_and_rngs_stream_is_used():
     rngs = nnx.Rngs(default=0, aug=1)
-    a = ElementOperator(ElementOperatorConfig(stochastic=True, stream_name="aug"), fn=noisy,
-                        rngs=rngs)
-    b = ElementOperator(ElementOperatorConfig(stochastic=True, stream_name="other"), fn=noisy,
-                        rngs=rngs)
-    np.testing.assert_array_equal(jax.random.key_data(a.base_key[...]),
-                                  jax.random.key_data(rngs.aug.key[...]))
-    np.testing.assert_array_equal(jax.random.key_data(b.base_key[...]),
-                                  jax.random.key_data(rngs.default.key[...]))
+    a = ElementOperator(
+        ElementOperatorConfig(stochastic=True, stream_name="aug"), fn=noisy, rngs=rngs
+    )
+    b = ElementOperator(
+        ElementOperatorConfig(stochastic=True, stream_name="other"), fn=noisy, rngs=rngs
+    )
+    np.testing.assert_array_equal(
+        jax.random.key_data(a.base_key[...]), jax.random.key_data(rngs.aug.key[...])
+    )
+    np.testing.assert_array_equal(
+        jax.random.key_data(b.base_key[...]), jax.random.key_data(rngs.default.key[...])
+    )
     # Building an operator reads the stream's key without drawing from it.
     assert int(rngs.default.count[...]) == 0 and int(rngs.aug.count[...]) == 0
     # Same base key, different stream name: different per-record keys.
-    c = ElementOperator(ElementOperatorConfig(stochastic=True, stream_name="third"), fn=noisy,
-                        rngs=nnx.Rngs(0))
+    c = ElementOperator(
+        ElementOperatorConfig(stochastic=True, stream_name="third"), fn=noisy, rngs=nnx.Rngs(0)
+    )
     rids = jnp.arange(4)
-    assert not np.array_equal(jax.random.key_data(b.keys_for(rids, 0, 0)),
-                              jax.random.key_data(c.keys_for(rids, 0, 0)))
+    assert not np.array_equal(
+        jax.random.key_data(b.keys_for(rids, 0, 0)), jax.random.key_data(c.keys_for(rids, 0, 0))
+    )
 
 
 def test_apply_batch_under_jit_matches_eager():
@@ -212,8 +223,11 @@ def test_subclass_overriding_transform_with_param():
 
 
 def test_stochastic_without_rngs_raises():
-    with pytest.raises(OperatorError, match=r"^ElementOperator\(noisy\): a stochastic operator "
-                       r"needs random keys; expected rngs=nnx\.Rngs\(seed\), found rngs=None$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"^ElementOperator\(noisy\): a stochastic operator "
+        r"needs random keys; expected rngs=nnx\.Rngs\(seed\), found rngs=None$",
+    ):
         ElementOperator(ElementOperatorConfig(stochastic=True), fn=noisy)
 
 
@@ -227,8 +241,10 @@ def test_non_element_return_raises_schema_error():
         return {"x": e.data["x"]}
 
     op = ElementOperator(ElementOperatorConfig(), fn=bad)
-    msg = (r"^ElementOperator\(bad\): function must return an Element; expected Element "
-           r"\(use element\.update_data\(\.\.\.\)\), found dict$")
+    msg = (
+        r"^ElementOperator\(bad\): function must return an Element; expected Element "
+        r"\(use element\.update_data\(\.\.\.\)\), found dict$"
+    )
     with pytest.raises(SchemaError, match=msg):
         op(Element(data={"x": jnp.zeros(2)}))
     data, states, rids = _batch()
@@ -239,8 +255,11 @@ def test_non_element_return_raises_schema_error():
 
 def test_non_array_value_raises_schema_error():
     op = ElementOperator(ElementOperatorConfig(), fn=lambda e: e.update_data({"x": "text"}))
-    with pytest.raises(SchemaError, match=r"^ElementOperator, field .*'x'.*: function returned a "
-                       r"non-array value; expected a JAX array, found str$"):
+    with pytest.raises(
+        SchemaError,
+        match=r"^ElementOperator, field .*'x'.*: function returned a "
+        r"non-array value; expected a JAX array, found str$",
+    ):
         op(Element(data={"x": jnp.zeros(2)}))
 
 
@@ -248,29 +267,41 @@ def test_stochastic_element_fn_without_key_raises():
     def one_arg(e):
         return e
 
-    with pytest.raises(OperatorError, match=r"^ElementOperator\(one_arg\): a stochastic "
-                       r"operator's function must accept a key; expected fn\(element, key\), "
-                       r"found fn\(element\)$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"^ElementOperator\(one_arg\): a stochastic "
+        r"operator's function must accept a key; expected fn\(element, key\), "
+        r"found fn\(element\)$",
+    ):
         ElementOperator(ElementOperatorConfig(stochastic=True), fn=one_arg, rngs=nnx.Rngs(0))
 
 
 def test_missing_fn_raises():
-    with pytest.raises(OperatorError, match=r"^ElementOperator: no function given; expected "
-                       r"fn=callable\(element, key\), found fn=None$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"^ElementOperator: no function given; expected "
+        r"fn=callable\(element, key\), found fn=None$",
+    ):
         ElementOperator(ElementOperatorConfig())
 
 
 def test_fn_without_element_argument_raises():
-    with pytest.raises(OperatorError, match=r"function takes no element argument; expected "
-                       r"fn\(element\) or fn\(element, key\), found fn\(\)$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"function takes no element argument; expected "
+        r"fn\(element\) or fn\(element, key\), found fn\(\)$",
+    ):
         ElementOperator(ElementOperatorConfig(), fn=lambda: None)
 
 
 def test_wrong_config_type_raises():
     from datarax.samplers import SequentialSamplerConfig
 
-    with pytest.raises(ConfigError, match=r"^ElementOperator: wrong config type; expected "
-                       r"ElementOperatorConfig, found SequentialSamplerConfig$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^ElementOperator: wrong config type; expected "
+        r"ElementOperatorConfig, found SequentialSamplerConfig$",
+    ):
         ElementOperator(SequentialSamplerConfig(), fn=det_fn)
 
 
@@ -305,8 +336,11 @@ def test_output_dtype_change_between_traces_raises_schema_error():
     op = ElementOperator(ElementOperatorConfig(), fn=flip)
     data, states, rids = _batch()
     op.apply_batch(data, states, rids, jnp.int32(0), 0)
-    with pytest.raises(SchemaError, match=r"changed between calls.*expected int32\(\), "
-                       r"found float32\(\)"):
+    with pytest.raises(
+        SchemaError,
+        match=r"changed between calls.*expected int32\(\), "
+        r"found float32\(\)",
+    ):
         op.apply_batch(data, states, rids, jnp.int32(0), 0)
 
 
@@ -314,10 +348,13 @@ def test_output_change_error_names_the_field_cleanly():
     op = ElementOperator(ElementOperatorConfig(), fn=_growing_fn("x"))
     data, states, rids = _batch()
     op.apply_batch(data, states, rids, jnp.int32(0), 0)
-    with pytest.raises(SchemaError, match=re.escape(
-        "ElementOperator(grow), field 'x': operator output changed between calls with the same "
-        "input; expected float32(1,), found float32(2,)"
-    )):
+    with pytest.raises(
+        SchemaError,
+        match=re.escape(
+            "ElementOperator(grow), field 'x': operator output changed between calls with the same "
+            "input; expected float32(1,), found float32(2,)"
+        ),
+    ):
         op.apply_batch(data, states, rids, jnp.int32(0), 0)
 
 
@@ -344,16 +381,26 @@ def test_consistent_outputs_do_not_raise_across_batch_sizes_and_input_specs():
 @pytest.mark.parametrize("config_cls", [ElementOperatorConfig, MapOperatorConfig])
 def test_config_validation(config_cls, kwargs, field, expected, found):
     what = "must be a bool" if field == "stochastic" else "must be a non-empty string or None"
-    with pytest.raises(ConfigError, match="^" + re.escape(
-        f"ElementOperatorConfig.{field}: {what}; expected {expected}, found {found}") + "$"):
+    with pytest.raises(
+        ConfigError,
+        match="^"
+        + re.escape(f"ElementOperatorConfig.{field}: {what}; expected {expected}, found {found}")
+        + "$",
+    ):
         config_cls(**kwargs)
 
 
 @pytest.mark.parametrize("fields", ["image", ("a", 1), [2]])
 def test_map_config_rejects_bad_fields(fields):
-    with pytest.raises(ConfigError, match="^" + re.escape(
-        "MapOperatorConfig.fields: must be a tuple of field names or None; expected e.g. "
-        f"('image',), found {fields!r}") + "$"):
+    with pytest.raises(
+        ConfigError,
+        match="^"
+        + re.escape(
+            "MapOperatorConfig.fields: must be a tuple of field names or None; expected e.g. "
+            f"('image',), found {fields!r}"
+        )
+        + "$",
+    ):
         MapOperatorConfig(fields=fields)
 
 
@@ -362,8 +409,10 @@ def test_map_config_rejects_bad_fields(fields):
 
 def test_map_chosen_fields_leaves_others_untouched():
     op = MapOperator(MapOperatorConfig(fields=("x",)), fn=lambda v: v / 2)
-    e = Element(data={"x": jnp.float32(3.0), "y": jnp.int32(1), "z": jnp.ones(2)},
-                state={"s": jnp.float32(4.0)})
+    e = Element(
+        data={"x": jnp.float32(3.0), "y": jnp.int32(1), "z": jnp.ones(2)},
+        state={"s": jnp.float32(4.0)},
+    )
     out = op(e)
     assert float(out.data["x"]) == 1.5
     assert out.data["y"] is e.data["y"] and out.data["z"] is e.data["z"]
@@ -388,8 +437,11 @@ def test_map_all_fields_and_nested_leaves():
 
 def test_map_missing_field_raises_schema_error():
     op = MapOperator(MapOperatorConfig(fields=("z",)), fn=lambda v: v)
-    with pytest.raises(SchemaError, match=r"^MapOperator: field not in the element; expected "
-                       r"one of \['x', 'y'\], found 'z'$"):
+    with pytest.raises(
+        SchemaError,
+        match=r"^MapOperator: field not in the element; expected "
+        r"one of \['x', 'y'\], found 'z'$",
+    ):
         op(Element(data={"y": jnp.zeros(1), "x": jnp.zeros(1)}))
 
 
@@ -397,14 +449,20 @@ def test_map_stochastic_with_one_arg_fn_raises():
     def half(v):
         return v / 2
 
-    with pytest.raises(OperatorError, match=r"^MapOperator\(half\): a stochastic map's function "
-                       r"must accept a key; expected fn\(leaf, key\), found fn\(leaf\)$"):
+    with pytest.raises(
+        OperatorError,
+        match=r"^MapOperator\(half\): a stochastic map's function "
+        r"must accept a key; expected fn\(leaf, key\), found fn\(leaf\)$",
+    ):
         MapOperator(MapOperatorConfig(stochastic=True), fn=half, rngs=nnx.Rngs(0))
 
 
 def test_map_stochastic_gives_each_leaf_its_own_key():
-    op = MapOperator(MapOperatorConfig(stochastic=True, fields=("a", "b")),
-                     fn=lambda v, k: v + jax.random.normal(k, v.shape), rngs=nnx.Rngs(0))
+    op = MapOperator(
+        MapOperatorConfig(stochastic=True, fields=("a", "b")),
+        fn=lambda v, k: v + jax.random.normal(k, v.shape),
+        rngs=nnx.Rngs(0),
+    )
     data = {"a": jnp.zeros((B, 4)), "b": jnp.zeros((B, 4)), "c": jnp.zeros((B, 4))}
     _, states, rids = _batch()
     out, _ = op.apply_batch(data, {}, rids, jnp.int32(0), 0)
@@ -431,8 +489,9 @@ def test_map_deterministic_two_arg_fn_gets_none_key():
 
 def test_map_with_jnp_ufunc():
     op = MapOperator(MapOperatorConfig(), fn=jnp.negative)
-    np.testing.assert_array_equal(op(Element(data={"x": jnp.arange(3.0)})).data["x"],
-                                  [0.0, -1.0, -2.0])
+    np.testing.assert_array_equal(
+        op(Element(data={"x": jnp.arange(3.0)})).data["x"], [0.0, -1.0, -2.0]
+    )
 
 
 def test_fingerprint_names_the_function():

@@ -100,8 +100,11 @@ def test_keys_differing_only_above_32_bits_give_different_orders():
 
 @pytest.mark.parametrize("size", [0, -1, 2**32, MAX_SIZE + 10])
 def test_invalid_size_raises_config_error(size):
-    with pytest.raises(ConfigError, match=r"^FeistelPermutation: permutation size out of range"
-                       rf"; expected 1 <= size <= {MAX_SIZE}, found {size}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^FeistelPermutation: permutation size out of range"
+        rf"; expected 1 <= size <= {MAX_SIZE}, found {size}$",
+    ):
         FeistelPermutation(size, 0)
 
 

@@ -108,7 +108,9 @@ def test_neighbouring_seeds_and_epochs_give_unrelated_orders(seed, epoch):
     _assert_unrelated(base, shuffle(n, seed + 1).epoch_order(epoch))  # seed s vs s+1
     _assert_unrelated(base, shuffle(n, seed).epoch_order(epoch + 1))  # epoch e vs e+1
     # (s+1, e) vs (s, e+1): never derived as seed + epoch.
-    _assert_unrelated(shuffle(n, seed + 1).epoch_order(epoch), shuffle(n, seed).epoch_order(epoch + 1))
+    _assert_unrelated(
+        shuffle(n, seed + 1).epoch_order(epoch), shuffle(n, seed).epoch_order(epoch + 1)
+    )
     # Nor is an order correlated with the identity.
     assert abs(np.corrcoef(base, np.arange(n))[0, 1]) < 0.05
 
@@ -145,21 +147,30 @@ def test_out_of_range_indices_raise_config_error(make, epoch, start, stop):
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True, "10"])
 def test_shuffle_config_rejects_bad_num_records(n):
-    with pytest.raises(ConfigError, match=r"^ShuffleSamplerConfig\.num_records: must be a positive"
-                       rf" integer; expected an int > 0, found {re.escape(repr(n))}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^ShuffleSamplerConfig\.num_records: must be a positive"
+        rf" integer; expected an int > 0, found {re.escape(repr(n))}$",
+    ):
         ShuffleSamplerConfig(num_records=n)
 
 
 @pytest.mark.parametrize("seed", [1.5, True, "0", None])
 def test_shuffle_config_rejects_non_int_seed(seed):
-    with pytest.raises(ConfigError, match=r"^ShuffleSamplerConfig\.seed: seed must be an int; "
-                       rf"expected an int, found {re.escape(repr(seed))}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^ShuffleSamplerConfig\.seed: seed must be an int; "
+        rf"expected an int, found {re.escape(repr(seed))}$",
+    ):
         ShuffleSamplerConfig(num_records=3, seed=seed)
 
 
 def test_sampler_rejects_wrong_config_type():
-    with pytest.raises(ConfigError, match=r"^ShuffleSampler: wrong config type; "
-                       r"expected ShuffleSamplerConfig, found SequentialSamplerConfig$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^ShuffleSampler: wrong config type; "
+        r"expected ShuffleSamplerConfig, found SequentialSamplerConfig$",
+    ):
         ShuffleSampler(SequentialSamplerConfig(num_records=3))
 
 
@@ -188,8 +199,9 @@ def test_sequential_config_rejects_zero():
 
 
 def rng_sampler(start, stop, step, shuffle=False, seed=0):
-    return RangeSampler(RangeSamplerConfig(start=start, stop=stop, step=step, shuffle=shuffle,
-                                           seed=seed))
+    return RangeSampler(
+        RangeSamplerConfig(start=start, stop=stop, step=step, shuffle=shuffle, seed=seed)
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -202,8 +214,9 @@ def rng_sampler(start, stop, step, shuffle=False, seed=0):
     epoch=st.integers(0, 20),
     cuts=st.lists(st.integers(0, 10**6), max_size=6),
 )
-def test_range_sampler_is_permutation_of_its_range(start, length, step, do_shuffle, seed, epoch,
-                                                   cuts):
+def test_range_sampler_is_permutation_of_its_range(
+    start, length, step, do_shuffle, seed, epoch, cuts
+):
     stop = start + length
     expected = np.arange(start, stop, step)
     s = rng_sampler(start, stop, step, do_shuffle, seed)
@@ -235,14 +248,18 @@ def test_range_sampler_shuffle_changes_with_epoch_and_seed_but_is_deterministic(
 def test_range_sampler_indices_jax_equals_indices(do_shuffle):
     s = rng_sampler(3, 500, 4, shuffle=do_shuffle, seed=8)
     positions = np.array([0, len(s) - 1, 5, 17, 2])
-    np.testing.assert_array_equal(np.asarray(s.indices_jax(4, jnp.asarray(positions))),
-                                  s.epoch_order(4)[positions])
+    np.testing.assert_array_equal(
+        np.asarray(s.indices_jax(4, jnp.asarray(positions))), s.epoch_order(4)[positions]
+    )
 
 
 def test_range_sampler_out_of_range_indices():
     s = RangeSampler(RangeSamplerConfig(start=10, stop=20, step=3), name="val")
-    with pytest.raises(ConfigError, match=r"^val: positions out of range; expected epoch >= 0 and "
-                       r"0 <= start <= stop <= 4, found epoch=0, start=0, stop=5$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^val: positions out of range; expected epoch >= 0 and "
+        r"0 <= start <= stop <= 4, found epoch=0, start=0, stop=5$",
+    ):
         s.indices(0, 0, 5)
 
 
@@ -275,7 +292,7 @@ def test_epoch_aware_iterates_every_epoch_as_a_permutation(n, num_epochs):
     records = np.array([r for _, r in items])
     np.testing.assert_array_equal(epochs, np.repeat(np.arange(num_epochs), n))
     for e in range(num_epochs):
-        chunk = records[e * n:(e + 1) * n]
+        chunk = records[e * n : (e + 1) * n]
         assert _is_permutation(chunk, n)
         np.testing.assert_array_equal(chunk, base.epoch_order(e))
 
@@ -294,8 +311,12 @@ def test_next_indices_never_crosses_an_epoch_boundary():
     s = epoch_aware(sequential(10), num_epochs=2)
     calls = [s.next_indices(4) for _ in range(7)]
     assert [(e, ids.tolist()) for e, ids in calls] == [
-        (0, [0, 1, 2, 3]), (0, [4, 5, 6, 7]), (0, [8, 9]),
-        (1, [0, 1, 2, 3]), (1, [4, 5, 6, 7]), (1, [8, 9]),
+        (0, [0, 1, 2, 3]),
+        (0, [4, 5, 6, 7]),
+        (0, [8, 9]),
+        (1, [0, 1, 2, 3]),
+        (1, [4, 5, 6, 7]),
+        (1, [8, 9]),
         (2, []),
     ]
     assert s.get_state() == {"epoch": 2, "position": 0}
@@ -339,8 +360,9 @@ def test_finished_state_round_trips_and_yields_nothing():
     assert list(other) == []
 
 
-@pytest.mark.parametrize("state", [{}, {"epoch": 0}, {"position": 0}, None, "x",
-                                   {"epoch": "a", "position": 0}])
+@pytest.mark.parametrize(
+    "state", [{}, {"epoch": 0}, {"position": 0}, None, "x", {"epoch": "a", "position": 0}]
+)
 def test_malformed_state_raises_state_error(state):
     s = epoch_aware(sequential(5), name="sampler")
     expected = re.escape(
@@ -371,7 +393,10 @@ def test_state_error_is_value_error():
 
 @pytest.mark.parametrize("num_epochs", [0, -1, 1.0])
 def test_epoch_aware_config_rejects_bad_num_epochs(num_epochs):
-    with pytest.raises(ConfigError, match=r"^EpochAwareSamplerConfig\.num_epochs: must be a "
-                       r"positive integer; expected an int > 0 or None, found "
-                       f"{re.escape(repr(num_epochs))}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^EpochAwareSamplerConfig\.num_epochs: must be a "
+        r"positive integer; expected an int > 0 or None, found "
+        f"{re.escape(repr(num_epochs))}$",
+    ):
         EpochAwareSamplerConfig(num_epochs=num_epochs)

@@ -26,8 +26,12 @@ class DefaultBatcherConfig(Config):
     def validate(self) -> None:
         require_positive(self, "batch_size")
         if not isinstance(self.drop_remainder, bool):
-            raise ConfigError("must be a bool", where="DefaultBatcherConfig.drop_remainder",
-                              expected="True or False", found=repr(self.drop_remainder))
+            raise ConfigError(
+                "must be a bool",
+                where="DefaultBatcherConfig.drop_remainder",
+                expected="True or False",
+                found=repr(self.drop_remainder),
+            )
 
 
 class DefaultBatcher(DataraxModule):
@@ -46,6 +50,7 @@ class DefaultBatcher(DataraxModule):
     """
 
     config_type = DefaultBatcherConfig
+    config: DefaultBatcherConfig
 
     @property
     def batch_size(self) -> int:
@@ -67,19 +72,24 @@ class DefaultBatcher(DataraxModule):
         first = records[0]
         for i, record in enumerate(records):
             if set(record) != set(first):
-                raise SchemaError("record has different fields than the batch's first record",
-                                  where=f"{self.name}, batch row {i}",
-                                  expected=sorted(first), found=sorted(record))
+                raise SchemaError(
+                    "record has different fields than the batch's first record",
+                    where=f"{self.name}, batch row {i}",
+                    expected=sorted(first),
+                    found=sorted(record),
+                )
         out = {}
         for field, ref in first.items():
             ref = np.asarray(ref)
             for i, record in enumerate(records):
                 value = np.asarray(record[field])
                 if value.shape != ref.shape or value.dtype != ref.dtype:
-                    raise SchemaError("record does not match the batch's first record",
-                                      where=f"{self.name}, batch row {i}, field '{field}'",
-                                      expected=f"{ref.dtype}{ref.shape}",
-                                      found=f"{value.dtype}{value.shape}")
+                    raise SchemaError(
+                        "record does not match the batch's first record",
+                        where=f"{self.name}, batch row {i}, field '{field}'",
+                        expected=f"{ref.dtype}{ref.shape}",
+                        found=f"{value.dtype}{value.shape}",
+                    )
             out[field] = np.stack([np.asarray(r[field]) for r in records])
         return out
 

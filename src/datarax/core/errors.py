@@ -50,7 +50,9 @@ class DataraxError(Exception):
         if self.expected is not None:
             text += f"; expected {self.expected}"
         if self.found is not None:
-            text += f", found {self.found}" if self.expected is not None else f"; found {self.found}"
+            text += (
+                f", found {self.found}" if self.expected is not None else f"; found {self.found}"
+            )
         if self.hint:
             text += f". {self.hint}"
         return text

@@ -70,7 +70,9 @@ def split_fn(parts: int) -> Callable:
     def split(chunk):
         pieces = jax.tree_util.tree_map(lambda x: jnp.split(x, parts, axis=0), chunk)
         return [
-            jax.tree_util.tree_map(lambda p, i=i: p[i], pieces, is_leaf=lambda x: isinstance(x, list))
+            jax.tree_util.tree_map(
+                lambda p, i=i: p[i], pieces, is_leaf=lambda x: isinstance(x, list)
+            )
             for i in range(parts)
         ]
 

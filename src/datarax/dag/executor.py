@@ -55,7 +55,7 @@ class PipelineIterator(Iterator[Batch]):
         self._position = 0
         self._ready: deque[Batch] = deque()
         self._producer: _Producer | None = None
-        self._program = None
+        self._program: _ProgramSchedule | None = None
 
     # -- iteration -----------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
@@ -72,7 +72,8 @@ class PipelineIterator(Iterator[Batch]):
         self._position += batch.batch_size
         if self._position >= self._epoch_end:
             self._epoch, self._position = self._epoch + 1, 0
-            self._program.current(wait=True)  # every compilation lands in the first epoch
+            if self._program is not None:  # every compilation lands in the first epoch
+                self._program.current(wait=True)
         return batch
 
     def close(self) -> None:
@@ -121,8 +122,16 @@ def _chunks(it: PipelineIterator, epoch: int, position: int):
     the iterator alive (an abandoned iterator stops its thread when collected).
     """
     last_epoch = None if it._num_epochs is None else it._first_epoch + it._num_epochs - 1
-    return _chunk_stream(it._program, it._source, it._sampler, it._batcher, it._num_records,
-                         last_epoch, epoch, position)
+    return _chunk_stream(
+        it._program,
+        it._source,
+        it._sampler,
+        it._batcher,
+        it._num_records,
+        last_epoch,
+        epoch,
+        position,
+    )
 
 
 def _chunk_stream(programs, source, sampler, batcher, num_records, last_epoch, epoch, position):
@@ -160,7 +169,7 @@ class _ProgramSchedule:
     def __init__(self, pipeline) -> None:
         self.final = pipeline.program()
         self.first = self.final
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         warmed = _WARMED.setdefault(self.final.run, set())
         key = self.final.batches_per_call
@@ -182,8 +191,9 @@ class _ProgramSchedule:
         interpreter while the first batch is on its way.
         """
         if self._pending is not None:
-            self._thread = threading.Thread(target=self._warm_up, args=self._pending,
-                                            name="datarax-compile", daemon=True)
+            self._thread = threading.Thread(
+                target=self._warm_up, args=self._pending, name="datarax-compile", daemon=True
+            )
             self._pending = None
             self._thread.start()
             _BACKGROUND.add(self)
@@ -321,27 +331,42 @@ class _Failure:
 def _validate_state(state: Any, pipeline, epoch_end: int) -> tuple[int, int, int]:
     where = "PipelineIterator.set_state"
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise StateError("not a datarax pipeline iterator state", where=where,
-                         expected=f"a dict with format '{STATE_FORMAT}'",
-                         found=repr(state)[:200])
+        raise StateError(
+            "not a datarax pipeline iterator state",
+            where=where,
+            expected=f"a dict with format '{STATE_FORMAT}'",
+            found=repr(state)[:200],
+        )
     if state.get("version") != STATE_VERSION:
-        raise StateError("unsupported state version", where=where,
-                         expected=STATE_VERSION, found=state.get("version"))
+        raise StateError(
+            "unsupported state version",
+            where=where,
+            expected=STATE_VERSION,
+            found=state.get("version"),
+        )
     digest = pipeline.fingerprint_digest()
     if state.get("pipeline") != digest:
         raise StateError(
-            "the state was saved by a differently built pipeline", where=where,
-            expected=f"pipeline fingerprint {digest}", found=state.get("pipeline"),
+            "the state was saved by a differently built pipeline",
+            where=where,
+            expected=f"pipeline fingerprint {digest}",
+            found=state.get("pipeline"),
             hint="Build the pipeline with the same source, sampler, batch size, seed and operators",
         )
     try:
         first, epoch, position = (int(state[k]) for k in ("first_epoch", "epoch", "position"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise StateError("malformed state", where=where,
-                         expected="integer 'first_epoch', 'epoch' and 'position'",
-                         found=repr(state)) from exc
+        raise StateError(
+            "malformed state",
+            where=where,
+            expected="integer 'first_epoch', 'epoch' and 'position'",
+            found=repr(state),
+        ) from exc
     if not (0 <= first <= epoch and 0 <= position < epoch_end):
-        raise StateError("state out of range", where=where,
-                         expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}",
-                         found=f"first_epoch={first}, epoch={epoch}, position={position}")
+        raise StateError(
+            "state out of range",
+            where=where,
+            expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}",
+            found=f"first_epoch={first}, epoch={epoch}, position={position}",
+        )
     return first, epoch, position

@@ -38,9 +38,12 @@ class Node:
 
     def __rshift__(self, other: Node) -> Node:
         if not isinstance(other, Node):
-            raise PipelineBuildError("can only chain nodes with >>", where=self.name,
-                                     expected="a Node (e.g. OperatorNode(op))",
-                                     found=type(other).__name__)
+            raise PipelineBuildError(
+                "can only chain nodes with >>",
+                where=self.name,
+                expected="a Node (e.g. OperatorNode(op))",
+                found=type(other).__name__,
+            )
         from datarax.dag.pipeline import chain
 
         return chain(self, other)
@@ -69,6 +72,10 @@ class DataSourceNode(Node):
     """
 
     __slots__ = ("source", "sampler", "seed", "num_epochs")
+    source: DataSource
+    sampler: Sampler
+    seed: int
+    num_epochs: int | None
 
     def __init__(
         self,
@@ -80,12 +87,19 @@ class DataSourceNode(Node):
         num_epochs: int | None = 1,
     ) -> None:
         if not isinstance(source, DataSource):
-            raise PipelineBuildError("not a data source", where="DataSourceNode",
-                                     expected="a datarax DataSource (e.g. MemorySource)",
-                                     found=type(source).__name__)
+            raise PipelineBuildError(
+                "not a data source",
+                where="DataSourceNode",
+                expected="a datarax DataSource (e.g. MemorySource)",
+                found=type(source).__name__,
+            )
         if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs <= 0):
-            raise PipelineBuildError("invalid number of epochs", where="DataSourceNode",
-                                     expected="a positive int or None", found=repr(num_epochs))
+            raise PipelineBuildError(
+                "invalid number of epochs",
+                where="DataSourceNode",
+                expected="a positive int or None",
+                found=repr(num_epochs),
+            )
         if sampler is None:
             sampler = (
                 ShuffleSampler(ShuffleSamplerConfig(num_records=len(source), seed=seed))
@@ -114,6 +128,7 @@ class BatchNode(Node):
     """
 
     __slots__ = ("batcher",)
+    batcher: DefaultBatcher
 
     def __init__(
         self,
@@ -123,6 +138,13 @@ class BatchNode(Node):
         batcher: DefaultBatcher | None = None,
     ) -> None:
         if batcher is None:
+            if batch_size is None:
+                raise PipelineBuildError(
+                    "no batch size",
+                    where="BatchNode",
+                    expected="batch_size=int or batcher=DefaultBatcher",
+                    found="neither",
+                )
             batcher = DefaultBatcher(
                 DefaultBatcherConfig(batch_size=batch_size, drop_remainder=drop_remainder)
             )
@@ -140,12 +162,16 @@ class OperatorNode(Node):
     """Runs an operator on every batch, inside the pipeline's compiled function."""
 
     __slots__ = ("operator",)
+    operator: Operator
 
     def __init__(self, operator: Operator) -> None:
         if not isinstance(operator, Operator):
-            raise PipelineBuildError("not an operator", where="OperatorNode",
-                                     expected="a datarax Operator (e.g. ElementOperator)",
-                                     found=type(operator).__name__)
+            raise PipelineBuildError(
+                "not an operator",
+                where="OperatorNode",
+                expected="a datarax Operator (e.g. ElementOperator)",
+                found=type(operator).__name__,
+            )
         self._init(operator=operator)
 
     @property
@@ -160,6 +186,7 @@ class Sequential(Node):
     """Nodes run one after another (nested ``Sequential`` nodes are flattened)."""
 
     __slots__ = ("nodes",)
+    nodes: tuple[Node, ...]
 
     def __init__(self, nodes: Iterable[Node]) -> None:
         flat: list[Node] = []
@@ -169,8 +196,12 @@ class Sequential(Node):
             elif isinstance(node, Node):
                 flat.append(node)
             else:
-                raise PipelineBuildError("not a node", where="Sequential",
-                                         expected="Node instances", found=type(node).__name__)
+                raise PipelineBuildError(
+                    "not a node",
+                    where="Sequential",
+                    expected="Node instances",
+                    found=type(node).__name__,
+                )
         self._init(nodes=tuple(flat))
 
     def fingerprint(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,7 @@ from flax import nnx
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.compiler import build_run_fn, choose_batches_per_call
 from datarax.dag.nodes import BatchNode, DataSourceNode, Node, OperatorNode, Sequential
+from datarax.operators.base import Operator
 from datarax.sources.base import DataSource
 
 
@@ -78,6 +79,10 @@ class Pipeline(Sequential):
     """
 
     __slots__ = ("prefetch", "batches_per_call", "output_spec", "_runtime")
+    prefetch: int
+    batches_per_call: int | None
+    output_spec: tuple
+    _runtime: _Runtime
 
     def __init__(
         self,
@@ -90,53 +95,78 @@ class Pipeline(Sequential):
     ) -> None:
         super().__init__(nodes)
         if not isinstance(prefetch, int) or prefetch < 0:
-            raise PipelineBuildError("invalid prefetch depth", where="Pipeline",
-                                     expected="an int >= 0", found=repr(prefetch))
+            raise PipelineBuildError(
+                "invalid prefetch depth",
+                where="Pipeline",
+                expected="an int >= 0",
+                found=repr(prefetch),
+            )
         if batches_per_call is not None and (
             not isinstance(batches_per_call, int) or batches_per_call <= 0
         ):
-            raise PipelineBuildError("invalid batches_per_call", where="Pipeline",
-                                     expected="a positive int or None",
-                                     found=repr(batches_per_call))
+            raise PipelineBuildError(
+                "invalid batches_per_call",
+                where="Pipeline",
+                expected="a positive int or None",
+                found=repr(batches_per_call),
+            )
         self._check_structure()
         spec = _input_spec or (self._source_spec(), {})
-        for node in self.nodes[max(2, _known):]:
-            spec = _infer_spec(node, spec, self.batch_size, self.source_node.seed)
-        self._init(prefetch=prefetch, batches_per_call=batches_per_call, output_spec=spec,
-                   _runtime=_Runtime())
+        for node in self.nodes[max(2, _known) :]:
+            spec = _infer_spec(
+                cast(OperatorNode, node), spec, self.batch_size, self.source_node.seed
+            )
+        self._init(
+            prefetch=prefetch,
+            batches_per_call=batches_per_call,
+            output_spec=spec,
+            _runtime=_Runtime(),
+        )
 
     # -- structure -----------------------------------------------------------------
     @property
     def source_node(self) -> DataSourceNode:
-        return self.nodes[0]
+        return cast(DataSourceNode, self.nodes[0])
 
     @property
     def batch_node(self) -> BatchNode:
-        return self.nodes[1]
+        return cast(BatchNode, self.nodes[1])
 
     @property
     def batch_size(self) -> int:
         return self.batch_node.batch_size
 
     @property
-    def operators(self) -> list:
-        return [n.operator for n in self.nodes[2:]]
+    def operators(self) -> list[Operator]:
+        return [cast(OperatorNode, n).operator for n in self.nodes[2:]]
+
+    def __rshift__(self, other: Node) -> Pipeline:
+        if not isinstance(other, Node):
+            return cast(Pipeline, super().__rshift__(other))  # raises the build error
+        return self._extended(other)
 
     def _check_structure(self) -> None:
         if len(self.nodes) < 2 or not isinstance(self.nodes[1], BatchNode):
             found = self.nodes[1].name if len(self.nodes) > 1 else "nothing"
-            raise PipelineBuildError("a source must be followed by a BatchNode",
-                                     where="Pipeline", expected="DataSourceNode >> BatchNode(...)",
-                                     found=f"DataSourceNode >> {found}")
+            raise PipelineBuildError(
+                "a source must be followed by a BatchNode",
+                where="Pipeline",
+                expected="DataSourceNode >> BatchNode(...)",
+                found=f"DataSourceNode >> {found}",
+            )
         for i, node in enumerate(self.nodes[2:], start=2):
             if not isinstance(node, OperatorNode):
-                raise PipelineBuildError("node cannot be compiled into the device plane",
-                                         where=f"node {i} ({node.name})",
-                                         expected="an OperatorNode", found=type(node).__name__)
+                raise PipelineBuildError(
+                    "node cannot be compiled into the device plane",
+                    where=f"node {i} ({node.name})",
+                    expected="an OperatorNode",
+                    found=type(node).__name__,
+                )
         batcher = self.batch_node.batcher
         if batcher.epoch_end(len(self.source_node.sampler)) == 0:
             raise PipelineBuildError(
-                "drop_remainder leaves no batch in an epoch", where="BatchNode",
+                "drop_remainder leaves no batch in an epoch",
+                where="BatchNode",
                 expected=f"batch_size <= {len(self.source_node.sampler)} records per epoch",
                 found=f"batch_size={batcher.batch_size}",
             )
@@ -179,8 +209,10 @@ class Pipeline(Sequential):
 
     def record_bytes(self) -> int:
         """Bytes of one output record (all data and state fields)."""
-        return sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize
-                   for s in jax.tree_util.tree_leaves(self.output_spec))
+        return sum(
+            int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize
+            for s in jax.tree_util.tree_leaves(self.output_spec)
+        )
 
     def program(self, batches_per_call: int | None = None):
         """The compiled chunk program for the operators' current state.
@@ -195,15 +227,21 @@ class Pipeline(Sequential):
         gather = self.source_node.source.device_arrays is not None
         run = build_run_fn(graphdef, treedef, self.source_node.seed, gather)
         k = batches_per_call or self.batches_per_call_default()
-        return ChunkProgram(run=run, split=split_fn(k) if k > 1 else None,
-                            state_leaves=tuple(leaves), batches_per_call=k, gather=gather)
+        return ChunkProgram(
+            run=run,
+            split=split_fn(k) if k > 1 else None,
+            state_leaves=tuple(leaves),
+            batches_per_call=k,
+            gather=gather,
+        )
 
     def batches_per_call_default(self) -> int:
         """Batches per compiled call when iterating (see ``from_source``)."""
         sampler = self.source_node.sampler
         per_epoch = -(-self.batch_node.batcher.epoch_end(len(sampler)) // self.batch_size)
-        return choose_batches_per_call(self.record_bytes(), self.batch_size, per_epoch,
-                                       self.batches_per_call)
+        return choose_batches_per_call(
+            self.record_bytes(), self.batch_size, per_epoch, self.batches_per_call
+        )
 
     @property
     def epoch_cursor(self) -> int:
@@ -232,7 +270,9 @@ def _infer_spec(node: OperatorNode, spec: tuple, batch_size: int, seed: int) -> 
         return op.apply_batch(data, states, ids, epoch, seed)
 
     out = jax.eval_shape(
-        run, *batched,
-        jax.ShapeDtypeStruct((batch_size,), jnp.int32), jax.ShapeDtypeStruct((), jnp.uint32),
+        run,
+        *batched,
+        jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+        jax.ShapeDtypeStruct((), jnp.uint32),
     )
     return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), out)

@@ -1,7 +1,7 @@
 """Operators: transformations the compiled pipeline runs on the device."""
 
-from datarax.operators.base import Operator, OperatorKey
 from datarax.operators import image
+from datarax.operators.base import Operator, OperatorKey
 from datarax.operators.element import ElementOperator, ElementOperatorConfig
 from datarax.operators.map import MapOperator, MapOperatorConfig
 

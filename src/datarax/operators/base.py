@@ -48,8 +48,10 @@ class Operator(DataraxModule, abc.ABC):
         if stochastic:
             if rngs is None:
                 raise OperatorError(
-                    "a stochastic operator needs random keys", where=self.name,
-                    expected="rngs=nnx.Rngs(seed)", found="rngs=None",
+                    "a stochastic operator needs random keys",
+                    where=self.name,
+                    expected="rngs=nnx.Rngs(seed)",
+                    found="rngs=None",
                 )
             self.base_key = OperatorKey(_stream_base_key(rngs, self.stream_name))
         self._specs = _SpecMemo()
@@ -72,7 +74,8 @@ class Operator(DataraxModule, abc.ABC):
         epoch and record id), so a batched operator gets its per-record random
         numbers without drawing from the key again.
         """
-        return jax.random.key_data(self.keys_for(record_ids, epoch, seed)).reshape(-1, 2)
+        words = jax.random.key_data(self.keys_for(record_ids, epoch, seed))
+        return words.reshape(record_ids.shape[0], -1)[:, :2]
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines this operator's output apart from its parameter values."""
@@ -96,7 +99,9 @@ class Operator(DataraxModule, abc.ABC):
             field, expected, found = _first_difference(seen, spec_out)
             raise SchemaError(
                 "operator output changed between calls with the same input",
-                where=f"{self.name}, field '{field}'", expected=expected, found=found,
+                where=f"{self.name}, field '{field}'",
+                expected=expected,
+                found=found,
             )
 
 
@@ -107,7 +112,7 @@ class _SpecMemo(dict):
     have equal graph definitions and share compiled code.
     """
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return hash(_SpecMemo)
 
     def __eq__(self, other: object) -> bool:

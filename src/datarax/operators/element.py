@@ -31,15 +31,21 @@ class ElementOperatorConfig(Config):
 
     def validate(self) -> None:
         if not isinstance(self.stochastic, bool):
-            raise ConfigError("must be a bool", where="ElementOperatorConfig.stochastic",
-                              expected="True or False", found=repr(self.stochastic))
+            raise ConfigError(
+                "must be a bool",
+                where="ElementOperatorConfig.stochastic",
+                expected="True or False",
+                found=repr(self.stochastic),
+            )
         if self.stream_name is not None and (
             not isinstance(self.stream_name, str) or not self.stream_name
         ):
-            raise ConfigError("must be a non-empty string or None",
-                              where="ElementOperatorConfig.stream_name",
-                              expected="a name such as 'augmentations'",
-                              found=repr(self.stream_name))
+            raise ConfigError(
+                "must be a non-empty string or None",
+                where="ElementOperatorConfig.stream_name",
+                expected="a name such as 'augmentations'",
+                found=repr(self.stream_name),
+            )
 
 
 class ElementOperator(Operator):
@@ -59,6 +65,7 @@ class ElementOperator(Operator):
     """
 
     config_type = ElementOperatorConfig
+    config: ElementOperatorConfig
 
     def __init__(
         self,
@@ -70,8 +77,12 @@ class ElementOperator(Operator):
     ) -> None:
         self.require_config(config)
         if fn is None and type(self).transform is ElementOperator.transform:
-            raise OperatorError("no function given", where=name or type(self).__name__,
-                                expected="fn=callable(element, key)", found="fn=None")
+            raise OperatorError(
+                "no function given",
+                where=name or type(self).__name__,
+                expected="fn=callable(element, key)",
+                found="fn=None",
+            )
         super().__init__(
             config,
             stochastic=config.stochastic,
@@ -83,19 +94,28 @@ class ElementOperator(Operator):
         takes_key = True if fn is None else _accepts_key(fn, self.name)
         self._pass_key = config.stochastic if takes_key is None else takes_key
         if config.stochastic and not self._pass_key:
-            raise OperatorError("a stochastic operator's function must accept a key",
-                                where=self.name, expected="fn(element, key)",
-                                found="fn(element)")
+            raise OperatorError(
+                "a stochastic operator's function must accept a key",
+                where=self.name,
+                expected="fn(element, key)",
+                found="fn(element)",
+            )
 
     def transform(self, element: Element, key: jax.Array | None) -> Element:
         """The per-record function (``fn`` unless overridden)."""
-        return self.fn(element, key) if self._pass_key else self.fn(element)
+        fn = self.fn
+        assert fn is not None  # subclasses without fn override transform
+        return fn(element, key) if self._pass_key else fn(element)
 
     def __call__(self, element: Element, key: jax.Array | None = None) -> Element:
         """Apply to one unbatched element."""
         if self.stochastic and key is None:
-            raise OperatorError("a stochastic operator needs a key", where=self.name,
-                                expected="op(element, key)", found="key=None")
+            raise OperatorError(
+                "a stochastic operator needs a key",
+                where=self.name,
+                expected="op(element, key)",
+                found="key=None",
+            )
         return self._checked(element, key)
 
     def apply_batch(
@@ -118,14 +138,20 @@ class ElementOperator(Operator):
     def _checked(self, element: Element, key: jax.Array | None) -> Element:
         out = self.transform(element, key)
         if not isinstance(out, Element):
-            raise SchemaError("function must return an Element", where=self.name,
-                              expected="Element (use element.update_data(...))",
-                              found=type(out).__name__)
+            raise SchemaError(
+                "function must return an Element",
+                where=self.name,
+                expected="Element (use element.update_data(...))",
+                found=type(out).__name__,
+            )
         for path, leaf in jax.tree_util.tree_leaves_with_path((out.data, out.state)):
             if not isinstance(leaf, (jax.Array, jnp.ndarray)) and not hasattr(leaf, "dtype"):
-                raise SchemaError("function returned a non-array value",
-                                  where=f"{self.name}, field {jax.tree_util.keystr(path)}",
-                                  expected="a JAX array", found=type(leaf).__name__)
+                raise SchemaError(
+                    "function returned a non-array value",
+                    where=f"{self.name}, field {jax.tree_util.keystr(path)}",
+                    expected="a JAX array",
+                    found=type(leaf).__name__,
+                )
         return out
 
 
@@ -146,9 +172,12 @@ def _accepts_key(fn: Callable, where: str) -> bool | None:
         return None
     if len(positional) == 1:
         return False
-    raise OperatorError("function takes no element argument", where=where,
-                        expected="fn(element) or fn(element, key)",
-                        found=f"fn{inspect.signature(fn)}")
+    raise OperatorError(
+        "function takes no element argument",
+        where=where,
+        expected="fn(element) or fn(element, key)",
+        found=f"fn{inspect.signature(fn)}",
+    )
 
 
 def _default_name(fn: Callable | None, cls: type) -> str:

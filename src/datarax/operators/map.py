@@ -28,9 +28,12 @@ class MapOperatorConfig(ElementOperatorConfig):
         if self.fields is not None and (
             isinstance(self.fields, str) or not all(isinstance(f, str) for f in self.fields)
         ):
-            raise ConfigError("must be a tuple of field names or None",
-                              where="MapOperatorConfig.fields",
-                              expected="e.g. ('image',)", found=repr(self.fields))
+            raise ConfigError(
+                "must be a tuple of field names or None",
+                where="MapOperatorConfig.fields",
+                expected="e.g. ('image',)",
+                found=repr(self.fields),
+            )
 
 
 class MapOperator(ElementOperator):
@@ -48,6 +51,7 @@ class MapOperator(ElementOperator):
     """
 
     config_type = MapOperatorConfig
+    config: MapOperatorConfig
 
     def __init__(
         self,
@@ -63,16 +67,24 @@ class MapOperator(ElementOperator):
         self._leaf_takes_key = config.stochastic if takes_key is None else takes_key
         super().__init__(config, fn=None, rngs=rngs, name=name or _map_name(fn))
         if config.stochastic and not self._leaf_takes_key:
-            raise OperatorError("a stochastic map's function must accept a key",
-                                where=self.name, expected="fn(leaf, key)", found="fn(leaf)")
+            raise OperatorError(
+                "a stochastic map's function must accept a key",
+                where=self.name,
+                expected="fn(leaf, key)",
+                found="fn(leaf)",
+            )
 
     def transform(self, element: Element, key: jax.Array | None) -> Element:
         fields = self.config.fields if self.config.fields is not None else tuple(element.data)
         updates = {}
         for field in fields:
             if field not in element.data:
-                raise SchemaError("field not in the element", where=f"{self.name}",
-                                  expected=f"one of {sorted(element.data)}", found=repr(field))
+                raise SchemaError(
+                    "field not in the element",
+                    where=f"{self.name}",
+                    expected=f"one of {sorted(element.data)}",
+                    found=repr(field),
+                )
             updates[field] = jax.tree_util.tree_map_with_path(
                 lambda path, leaf, f=field: self._map_leaf(f, path, leaf, key),
                 element.data[field],

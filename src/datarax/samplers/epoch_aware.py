@@ -37,6 +37,7 @@ class EpochAwareSampler(DataraxModule):
     """
 
     config_type = EpochAwareSamplerConfig
+    config: EpochAwareSamplerConfig
 
     def __init__(self, config: EpochAwareSamplerConfig, sampler: Sampler, *, name=None) -> None:
         super().__init__(config, name=name)
@@ -82,12 +83,15 @@ class EpochAwareSampler(DataraxModule):
             epoch, position = int(state["epoch"]), int(state["position"])
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(
-                "malformed sampler state", where=self.name,
-                expected="{'epoch': int, 'position': int}", found=repr(state),
+                "malformed sampler state",
+                where=self.name,
+                expected="{'epoch': int, 'position': int}",
+                found=repr(state),
             ) from exc
         if epoch < 0 or not 0 <= position < len(self.sampler):
             raise StateError(
-                "sampler state out of range", where=self.name,
+                "sampler state out of range",
+                where=self.name,
                 expected=f"epoch >= 0 and 0 <= position < {len(self.sampler)}",
                 found=f"epoch={epoch}, position={position}",
             )

@@ -46,6 +46,7 @@ class RangeSampler(Sampler):
     """
 
     config_type = RangeSamplerConfig
+    config: RangeSamplerConfig
 
     def __len__(self) -> int:
         c = self.config

@@ -31,6 +31,7 @@ class SequentialSampler(Sampler):
     """
 
     config_type = SequentialSamplerConfig
+    config: SequentialSamplerConfig
 
     def __len__(self) -> int:
         return self.config.num_records

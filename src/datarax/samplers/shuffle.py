@@ -27,8 +27,10 @@ class ShuffleSamplerConfig(Config):
         require_positive(self, "num_records")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(
-                "seed must be an int", where="ShuffleSamplerConfig.seed",
-                expected="an int", found=repr(self.seed),
+                "seed must be an int",
+                where="ShuffleSamplerConfig.seed",
+                expected="an int",
+                found=repr(self.seed),
             )
 
 
@@ -46,6 +48,7 @@ class ShuffleSampler(Sampler):
     """
 
     config_type = ShuffleSamplerConfig
+    config: ShuffleSamplerConfig
 
     def __len__(self) -> int:
         return self.config.num_records

@@ -35,8 +35,10 @@ class MemorySourceConfig(Config):
     def validate(self) -> None:
         if self.placement not in ("auto", "host", "device"):
             raise ConfigError(
-                "unknown placement", where="MemorySourceConfig.placement",
-                expected="'auto', 'host' or 'device'", found=repr(self.placement),
+                "unknown placement",
+                where="MemorySourceConfig.placement",
+                expected="'auto', 'host' or 'device'",
+                found=repr(self.placement),
             )
 
 
@@ -58,6 +60,7 @@ class MemorySource(DataSource):
     """
 
     config_type = MemorySourceConfig
+    config: MemorySourceConfig
 
     def __init__(
         self,
@@ -97,8 +100,10 @@ def _as_columns(data: Any, where: str) -> dict[str, np.ndarray]:
         columns = _stack_records(data, where)
     else:
         raise SourceError(
-            "unsupported data container", where=where,
-            expected="a dict of arrays or a list of record dicts", found=type(data).__name__,
+            "unsupported data container",
+            where=where,
+            expected="a dict of arrays or a list of record dicts",
+            found=type(data).__name__,
         )
     if not columns:
         raise SourceError("no fields", where=where, expected="at least one field", found="{}")
@@ -107,12 +112,15 @@ def _as_columns(data: Any, where: str) -> dict[str, np.ndarray]:
     for field, length in lengths.items():
         if length != n:
             raise SourceError(
-                f"fields have different lengths (field '{field}')", where=where,
-                expected=f"{n} records, the length of field '{first_field}'", found=length,
+                f"fields have different lengths (field '{field}')",
+                where=where,
+                expected=f"{n} records, the length of field '{first_field}'",
+                found=length,
             )
     if n == 0:
-        raise SourceError("the source is empty", where=where,
-                          expected="at least one record", found="0 records")
+        raise SourceError(
+            "the source is empty", where=where, expected="at least one record", found="0 records"
+        )
     return columns
 
 
@@ -122,16 +130,20 @@ def _as_array(value: Any, where: str, field: str, record: int | None = None) -> 
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists
         raise SourceError(
-            "value is not a rectangular array", where=place,
-            expected="an array or nested lists of equal lengths", found=type(value).__name__,
+            "value is not a rectangular array",
+            where=place,
+            expected="an array or nested lists of equal lengths",
+            found=type(value).__name__,
         ) from exc
     if array.dtype.kind not in "biuf" or (record is None and array.ndim == 0):
         raise SourceError(
-            "field is not a numeric array", where=place,
-            expected="a bool, integer or floating array" + (" with a record axis" if record is None else ""),
+            "field is not a numeric array",
+            where=place,
+            expected="a bool, integer or floating array"
+            + (" with a record axis" if record is None else ""),
             found=f"{type(value).__name__} of dtype {array.dtype} and shape {array.shape}",
         )
-    if jax.config.jax_enable_x64:
+    if jax.config.read("jax_enable_x64"):
         return array
     if array.dtype == np.float64:
         return array.astype(np.float32)  # JAX computes in 32 bits unless x64 is enabled
@@ -140,7 +152,8 @@ def _as_array(value: Any, where: str, field: str, record: int | None = None) -> 
         info = np.iinfo(narrow)
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise SourceError(
-                "64-bit integers do not fit in 32 bits", where=place,
+                "64-bit integers do not fit in 32 bits",
+                where=place,
                 expected=f"values in [{info.min}, {info.max}] (or jax_enable_x64)",
                 found=f"values in [{array.min()}, {array.max()}]",
             )
@@ -150,26 +163,40 @@ def _as_array(value: Any, where: str, field: str, record: int | None = None) -> 
 
 def _stack_records(records: Sequence[Mapping[str, Any]], where: str) -> dict[str, np.ndarray]:
     if not records:
-        raise SourceError("the source is empty", where=where,
-                          expected="at least one record", found="an empty list")
+        raise SourceError(
+            "the source is empty",
+            where=where,
+            expected="at least one record",
+            found="an empty list",
+        )
     first = records[0]
     if not isinstance(first, Mapping):
-        raise SourceError("record is not a dict", where=f"{where}, record 0",
-                          expected="a dict of field arrays", found=type(first).__name__)
+        raise SourceError(
+            "record is not a dict",
+            where=f"{where}, record 0",
+            expected="a dict of field arrays",
+            found=type(first).__name__,
+        )
     keys = list(first)
     fields: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for i, record in enumerate(records):
         if not isinstance(record, Mapping) or set(record) != set(keys):
             found = sorted(record) if isinstance(record, Mapping) else type(record).__name__
-            raise SourceError("record has different fields", where=f"{where}, record {i}",
-                              expected=sorted(keys), found=found)
+            raise SourceError(
+                "record has different fields",
+                where=f"{where}, record {i}",
+                expected=sorted(keys),
+                found=found,
+            )
         for k in keys:
             value = _as_array(record[k], where, k, record=i)
             ref = fields[k][0] if fields[k] else value
             if value.shape != ref.shape or value.dtype != ref.dtype:
                 raise SourceError(
-                    "record field differs from record 0", where=f"{where}, record {i}, field '{k}'",
-                    expected=f"{ref.dtype}{ref.shape}", found=f"{value.dtype}{value.shape}",
+                    "record field differs from record 0",
+                    where=f"{where}, record {i}, field '{k}'",
+                    expected=f"{ref.dtype}{ref.shape}",
+                    found=f"{value.dtype}{value.shape}",
                 )
             fields[k].append(value)
     return {k: np.stack(v) for k, v in fields.items()}

@@ -55,8 +55,9 @@ def synthetic_images(
     k = _check_count(num_classes, "num_classes")
     shape = _check_shape(image_shape)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ConfigError("invalid seed", where=f"{_WHERE}.seed",
-                          expected="an int >= 0", found=repr(seed))
+        raise ConfigError(
+            "invalid seed", where=f"{_WHERE}.seed", expected="an int >= 0", found=repr(seed)
+        )
     height, width = shape[0], shape[1]
     rng = np.random.default_rng(int(seed))
 
@@ -86,21 +87,25 @@ def synthetic_images(
 
 def _check_count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"invalid {name}", where=f"{_WHERE}.{name}",
-                          expected="an int >= 1", found=repr(value))
+        raise ConfigError(
+            f"invalid {name}", where=f"{_WHERE}.{name}", expected="an int >= 1", found=repr(value)
+        )
     return int(value)
 
 
 def _check_shape(image_shape: object) -> tuple[int, ...]:
     try:
-        shape = tuple(image_shape)  # type: ignore[arg-type]
+        shape: tuple = tuple(image_shape)  # type: ignore[arg-type]
     except TypeError:
         shape = ()
     valid = len(shape) in (2, 3) and all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shape
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 1 for d in shape
     )
     if not valid:
-        raise ConfigError("invalid image shape", where=f"{_WHERE}.image_shape",
-                          expected="(height, width) or (height, width, channels) of ints >= 1",
-                          found=repr(image_shape))
+        raise ConfigError(
+            "invalid image shape",
+            where=f"{_WHERE}.image_shape",
+            expected="(height, width) or (height, width, channels) of ints >= 1",
+            found=repr(image_shape),
+        )
     return tuple(int(d) for d in shape)

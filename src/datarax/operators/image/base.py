@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import abc
+from dataclasses import dataclass
 
 import jax
 from flax import nnx
@@ -25,8 +25,12 @@ class ImageOperatorConfig(Config):
 
     def validate(self) -> None:
         if not isinstance(self.field, str) or not self.field:
-            raise ConfigError("must be a field name", where=f"{type(self).__name__}.field",
-                              expected="a non-empty string", found=repr(self.field))
+            raise ConfigError(
+                "must be a field name",
+                where=f"{type(self).__name__}.field",
+                expected="a non-empty string",
+                found=repr(self.field),
+            )
 
 
 class ImageOperator(Operator):
@@ -37,28 +41,36 @@ class ImageOperator(Operator):
     """
 
     stochastic_default = False
+    config: ImageOperatorConfig
 
-    def __init__(self, config: ImageOperatorConfig, *, rngs: nnx.Rngs | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, config: ImageOperatorConfig, *, rngs: nnx.Rngs | None = None, name: str | None = None
+    ) -> None:
         self.require_config(config)
         stream = config.stream_name or type(self).__name__
-        super().__init__(config, stochastic=self.stochastic_default, stream_name=stream,
-                         rngs=rngs, name=name)
+        super().__init__(
+            config, stochastic=self.stochastic_default, stream_name=stream, rngs=rngs, name=name
+        )
 
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
     ) -> tuple[Fields, Fields]:
         field = self.config.field
         if field not in data:
-            raise SchemaError("image field missing", where=self.name,
-                              expected=f"a field '{field}' among {sorted(data)}",
-                              found="no such field")
+            raise SchemaError(
+                "image field missing",
+                where=self.name,
+                expected=f"a field '{field}' among {sorted(data)}",
+                found="no such field",
+            )
         images = data[field]
         if images.ndim not in (3, 4):
-            raise SchemaError("images must be (H, W) or (H, W, C) per record",
-                              where=f"{self.name}, field '{field}'",
-                              expected="rank 2 or 3 per record",
-                              found=f"shape {tuple(images.shape[1:])}")
+            raise SchemaError(
+                "images must be (H, W) or (H, W, C) per record",
+                where=f"{self.name}, field '{field}'",
+                expected="rank 2 or 3 per record",
+                found=f"shape {tuple(images.shape[1:])}",
+            )
         words = self.random_words(record_ids, epoch, seed) if self.stochastic else None
         return {**data, field: self.transform_images(images, words)}, states
 
@@ -70,9 +82,14 @@ class ImageOperator(Operator):
 def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:
     """``4`` -> ``(4, 4)``; checks non-negative ints."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
-        raise ConfigError("must be a non-negative int or a pair of them", where=where,
-                          expected="e.g. 4 or (4, 2)", found=repr(value))
+    valid = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)
+    if len(pair) != 2 or not valid:
+        raise ConfigError(
+            "must be a non-negative int or a pair of them",
+            where=where,
+            expected="e.g. 4 or (4, 2)",
+            found=repr(value),
+        )
     return pair  # type: ignore[return-value]
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from datarax.core.errors import SchemaError
+from datarax.core.errors import ConfigError, SchemaError
 from datarax.operators.image.base import ImageOperator, ImageOperatorConfig, as_pair
 
 
@@ -27,9 +28,20 @@ class RandomCropConfig(ImageOperatorConfig):
         super().validate()
         size = as_pair(self.size, "RandomCropConfig.size")
         if min(size) <= 0:
-            raise SchemaError("crop size must be positive", where="RandomCropConfig.size",
-                              expected="sizes > 0", found=repr(self.size))
+            raise ConfigError(
+                "crop size must be positive",
+                where="RandomCropConfig.size",
+                expected="sizes > 0",
+                found=repr(self.size),
+            )
         as_pair(self.padding, "RandomCropConfig.padding")
+        if not isinstance(self.fill, (int, float)) or isinstance(self.fill, bool):
+            raise ConfigError(
+                "fill must be a number",
+                where="RandomCropConfig.fill",
+                expected="an int or float",
+                found=repr(self.fill),
+            )
 
 
 class RandomCrop(ImageOperator):
@@ -44,9 +56,11 @@ class RandomCrop(ImageOperator):
     """
 
     config_type = RandomCropConfig
+    config: RandomCropConfig
     stochastic_default = True
 
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
+        assert words is not None  # stochastic: apply_batch always passes words
         height, width = images.shape[1:3]
         out_h, out_w = as_pair(self.config.size, "size")
         pad_y, pad_x = as_pair(self.config.padding, "padding")
@@ -67,8 +81,19 @@ class RandomCrop(ImageOperator):
             :, None, :
         ]
         batch = jnp.arange(images.shape[0])[:, None, None]
-        window = images[batch, jnp.clip(rows, 0, height - 1)[:, :, None],
-                        jnp.clip(cols, 0, width - 1)[:, None, :]]
+        window = images[
+            batch,
+            jnp.clip(rows, 0, height - 1)[:, :, None],
+            jnp.clip(cols, 0, width - 1)[:, None, :],
+        ]
         if images.ndim == 4:
             inside = inside[..., None]
-        return jnp.where(inside, window, jnp.asarray(self.config.fill, images.dtype))
+        fill = np.asarray(self.config.fill).astype(images.dtype)
+        if fill != self.config.fill:
+            raise SchemaError(
+                "fill value not representable in the image dtype",
+                where=f"{self.name}, field '{self.config.field}'",
+                expected=f"a {images.dtype} value",
+                found=repr(self.config.fill),
+            )
+        return jnp.where(inside, window, fill)

@@ -25,11 +25,19 @@ class RandomFlipConfig(ImageOperatorConfig):
     def validate(self) -> None:
         super().validate()
         if self.direction not in ("horizontal", "vertical"):
-            raise ConfigError("unknown direction", where="RandomFlipConfig.direction",
-                              expected="'horizontal' or 'vertical'", found=repr(self.direction))
+            raise ConfigError(
+                "unknown direction",
+                where="RandomFlipConfig.direction",
+                expected="'horizontal' or 'vertical'",
+                found=repr(self.direction),
+            )
         if not 0.0 <= self.probability <= 1.0:
-            raise ConfigError("probability out of range", where="RandomFlipConfig.probability",
-                              expected="0 <= probability <= 1", found=self.probability)
+            raise ConfigError(
+                "probability out of range",
+                where="RandomFlipConfig.probability",
+                expected="0 <= probability <= 1",
+                found=self.probability,
+            )
 
 
 class RandomFlip(ImageOperator):
@@ -41,9 +49,11 @@ class RandomFlip(ImageOperator):
     """
 
     config_type = RandomFlipConfig
+    config: RandomFlipConfig
     stochastic_default = True
 
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
+        assert words is not None  # stochastic: apply_batch always passes words
         horizontal = self.config.direction == "horizontal"
         batch, height, width = images.shape[:3]
         size = width if horizontal else height
