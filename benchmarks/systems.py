@@ -76,18 +76,20 @@ def jax_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
 
 def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
     """datarax as its users would write it: built-in operators where datarax has them."""
-    if w.name != "W2":
+    if w.name not in ("W1", "W1s", "W2"):
         return datarax_function(w, data, stats)
-    mean, std = stats
     source = MemorySource(MemorySourceConfig(), data=data)
-    pipeline = (
-        from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
-        >> OperatorNode(
+    pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+    if w.name == "W2":
+        mean, std = stats
+        pipeline = pipeline >> OperatorNode(
             Normalize(NormalizeConfig(mean=tuple(mean.tolist()), std=tuple(std.tolist())))
         )
-        >> OperatorNode(RandomCrop(RandomCropConfig(size=32, padding=4), rngs=nnx.Rngs(0)))
-        >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
-    )
+        crop = RandomCrop(RandomCropConfig(size=32, padding=4), rngs=nnx.Rngs(0))
+        pipeline = pipeline >> OperatorNode(crop)
+    else:
+        pipeline = pipeline >> OperatorNode(Normalize(NormalizeConfig(std=255.0)))
+    pipeline = pipeline >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
     return lambda: iter(pipeline)
 
 

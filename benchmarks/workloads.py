@@ -48,9 +48,10 @@ def _w1_record(_stats):
 
 
 def _w1_numpy(batch, rng, _stats):
-    image = batch["image"] / np.float32(255.0)
+    image = batch["image"]  # a fresh copy (fancy-indexed), so in place is safe
+    image *= np.float32(1.0 / 255.0)
     flip = rng.random(len(image)) < 0.5
-    image = np.where(flip[:, None, None, None], image[:, :, ::-1], image)
+    image[flip] = image[flip, :, ::-1]  # only the flipped records are rewritten
     return {**batch, "image": image}
 
 
@@ -99,7 +100,7 @@ def _w2_numpy(batch, rng, stats):
     cols = (ox[:, None] + r)[:, None, :]
     image = padded[np.arange(n)[:, None, None], rows, cols]
     flip = rng.random(n) < 0.5
-    image = np.where(flip[:, None, None, None], image[:, :, ::-1], image)
+    image[flip] = image[flip, :, ::-1]
     return {**batch, "image": image}
 
 

@@ -321,3 +321,22 @@ def test_an_error_inside_the_pipeline_is_raised_in_the_consumer():
     op = ElementOperator(ElementOperatorConfig(), fn=explode)
     with pytest.raises(ValueError, match="boom at trace"):
         from_source(counting_source(4), 2) >> OperatorNode(op)
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_failure_while_running_is_raised_again_and_leaves_the_state_unchanged(prefetch):
+    source = MemorySource(MemorySourceConfig(placement="host"), data={"x": np.arange(8)})
+    pipeline = from_source(source, 2, prefetch=prefetch)
+    it = iter(pipeline)
+    next(it)
+    state = it.get_state()
+
+    def broken_read(indices):
+        raise OSError("disk went away")
+
+    object.__setattr__(source, "read", broken_read)
+    it.set_state(state)  # restart the host plane, which now fails
+    for _ in range(2):
+        with pytest.raises(OSError, match="disk went away"):
+            next(it)
+    assert it.get_state() == state

@@ -263,6 +263,7 @@ class _Producer:
     def __init__(self, chunks, depth: int) -> None:
         self._chunks = chunks
         self._depth = depth
+        self._terminal: object | None = None  # once failed or done, it stays so
         if depth > 0:
             self._queue: queue.Queue = queue.Queue(maxsize=depth)
             self._stop = threading.Event()
@@ -271,14 +272,24 @@ class _Producer:
             _BACKGROUND.add(self)
 
     def get(self):
-        if self._depth == 0:
-            return next(self._chunks)
-        item = self._queue.get()
-        if isinstance(item, _Failure):
-            raise item.error
-        if item is self._DONE:
+        """The next chunk; raises the producer's error (every time) or StopIteration."""
+        item = self._terminal
+        if item is None:
+            item = self._next_inline() if self._depth == 0 else self._queue.get()
+        if isinstance(item, _Failure) or item is self._DONE:
+            self._terminal = item
+            if isinstance(item, _Failure):
+                raise item.error
             raise StopIteration
         return item
+
+    def _next_inline(self):
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            return self._DONE
+        except Exception as error:
+            return _Failure(error)
 
     def stop(self) -> None:
         if self._depth == 0:
