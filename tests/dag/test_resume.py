@@ -130,3 +130,18 @@ def test_exhausted_iterator_state_restores_to_an_exhausted_iterator():
     again = iter(from_source(src, 2))
     again.set_state(it.get_state())
     assert list(again) == []
+
+
+def test_state_from_a_pipeline_with_other_functions_is_rejected():
+    src = MemorySource(MemorySourceConfig(), data={"x": np.arange(6.0)})
+
+    def build(fn):
+        from datarax.dag.nodes import OperatorNode
+        from datarax.operators import MapOperator, MapOperatorConfig
+
+        return from_source(src, 2) >> OperatorNode(MapOperator(MapOperatorConfig(), fn=fn))
+
+    state = iter(build(lambda x: x + 1)).get_state()
+    iter(build(lambda x: x + 1)).set_state(state)  # same code: accepted
+    with pytest.raises(StateError, match="differently built pipeline"):
+        iter(build(lambda x: x * 2)).set_state(state)

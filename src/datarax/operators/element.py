@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class ElementOperator(Operator):
 
     def fingerprint(self) -> dict[str, Any]:
         fn = self.fn if self.fn is not None else type(self).transform
-        return {**super().fingerprint(), "fn": getattr(fn, "__qualname__", repr(fn))}
+        return {**super().fingerprint(), "fn": function_identity(fn)}
 
     def _checked(self, element: Element, key: jax.Array | None) -> Element:
         out = self.transform(element, key)
@@ -183,3 +184,26 @@ def _accepts_key(fn: Callable, where: str) -> bool | None:
 def _default_name(fn: Callable | None, cls: type) -> str:
     name = getattr(fn, "__name__", None)
     return cls.__name__ if name in (None, "<lambda>") else f"{cls.__name__}({name})"
+
+
+def function_identity(fn: Callable) -> str:
+    """A name and a digest of the code of ``fn``, equal in every process.
+
+    Two pipelines whose functions differ in code (two lambdas, say) get different
+    fingerprints, so a saved state is never restored into the wrong pipeline.
+    """
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return name
+    return f"{name}:{_code_digest(code)}"
+
+
+def _code_digest(code: Any) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        # Nested code objects repr with their address; hash their contents instead.
+        h.update(_code_digest(const).encode() if inspect.iscode(const) else repr(const).encode())
+    return h.hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 from flax import nnx
@@ -11,7 +12,12 @@ from flax import nnx
 from datarax.core.element import Element
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
 from datarax.core.rng import stream_id
-from datarax.operators.element import ElementOperator, ElementOperatorConfig, _accepts_key
+from datarax.operators.element import (
+    ElementOperator,
+    ElementOperatorConfig,
+    _accepts_key,
+    function_identity,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class MapOperator(ElementOperator):
                 element.data[field],
             )
         return element.update_data(updates)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "fn": function_identity(self.leaf_fn)}
 
     def _map_leaf(self, field, path, leaf, key):
         if not self._leaf_takes_key:
