@@ -568,3 +568,32 @@ def test_crop_rejects_a_fill_the_image_dtype_cannot_hold():
         )
     with pytest.raises(ConfigError, match=r"RandomCropConfig.size"):
         RandomCropConfig(size=True)
+
+
+@pytest.mark.parametrize(
+    "configs",
+    [
+        [("crop", {"size": (6, 5), "padding": 2}), ("flip", {})],
+        [("flip", {"direction": "vertical"}), ("crop", {"size": 7, "padding": (1, 3)})],
+        [("crop", {"size": 8, "padding": 2, "fill": 0.0}), ("crop", {"size": 5, "padding": 1})],
+        # Different fills cannot share one gather: the first crop is materialised.
+        [("crop", {"size": 8, "padding": 2, "fill": 1.0}), ("crop", {"size": 6, "padding": 2})],
+        [("flip", {}), ("flip", {"direction": "vertical"}), ("crop", {"size": 4})],
+    ],
+)
+def test_fused_geometric_operators_equal_running_them_one_by_one(configs):
+    from datarax.dag.compiler import apply_operators
+
+    makers = {
+        "crop": lambda i, kw: RandomCrop(RandomCropConfig(**kw), rngs=nnx.Rngs(i)),
+        "flip": lambda i, kw: RandomFlip(RandomFlipConfig(**kw), rngs=nnx.Rngs(i)),
+    }
+    ops = [makers[kind](i, kw) for i, (kind, kw) in enumerate(configs)]
+    images = jnp.asarray(np.random.default_rng(0).normal(size=(12, 8, 9, 2)), jnp.float32)
+    ids, epoch = jnp.arange(100, 112), jnp.uint32(3)
+    fused, _ = apply_operators(ops, {"image": images}, {}, ids, epoch, 5)
+    data = {"image": images}
+    for op in ops:
+        data, _ = op.apply_batch(data, {}, ids, epoch, 5)
+    np.testing.assert_array_equal(fused["image"], data["image"])
+    assert ops[0].fusion_group() == ("spatial", "image")

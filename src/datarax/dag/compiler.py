@@ -87,9 +87,23 @@ def apply_operators(
     epoch: jax.Array,
     seed: int,
 ) -> tuple[Fields, Fields]:
-    """Run operators in order on one batch (pure; usable under ``jit`` and ``grad``)."""
-    for op in operators:
-        data, states = op.apply_batch(data, states, record_ids, epoch, seed)
+    """Run operators in order on one batch (pure; usable under ``jit`` and ``grad``).
+
+    Adjacent operators of one fusion group (for example geometric image operators
+    on the same field) run as one: see :meth:`Operator.fusion_group`.
+    """
+    i = 0
+    while i < len(operators):
+        group = operators[i].fusion_group()
+        j = i + 1
+        while group is not None and j < len(operators) and operators[j].fusion_group() == group:
+            j += 1
+        run = operators[i:j]
+        if len(run) == 1:
+            data, states = run[0].apply_batch(data, states, record_ids, epoch, seed)
+        else:
+            data, states = type(run[0]).apply_fused(run, data, states, record_ids, epoch, seed)
+        i = j
     return data, states
 
 

@@ -112,7 +112,7 @@ class PipelineIterator(Iterator[Batch]):
             chunks = _chunks(self, self._epoch, self._position)
             self._producer = _Producer(chunks, self._pipeline.prefetch)
             weakref.finalize(self, self._producer.stop)
-        return self._producer.get()
+        return _batches(*self._producer.get())
 
 
 def _chunks(it: PipelineIterator, epoch: int, position: int):
@@ -151,9 +151,11 @@ def _chunk_stream(programs, source, sampler, batcher, num_records, last_epoch, e
             padded[: ids.size] = ids
             padded[ids.size :] = ids[0]
             inputs = source.device_arrays if program.gather else source.read(padded)
-            batches = _batches(epoch, group, start, ids, program(inputs, padded, epoch))
+            # Batch objects are built by the consumer: this thread keeps its Python work
+            # (and so its hold on the interpreter) to the minimum.
+            chunk = (epoch, group, start, ids, program(inputs, padded, epoch))
             programs.started()
-            yield batches
+            yield chunk
         epoch, position = epoch + 1, 0
 
 
@@ -264,18 +266,25 @@ class _Producer:
         self._chunks = chunks
         self._depth = depth
         self._terminal: object | None = None  # once failed or done, it stays so
+        self._thread: threading.Thread | None = None
         if depth > 0:
             self._queue: queue.Queue = queue.Queue(maxsize=depth)
             self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._run, name="datarax-prefetch", daemon=True)
-            self._thread.start()
-            _BACKGROUND.add(self)
 
     def get(self):
         """The next chunk; raises the producer's error (every time) or StopIteration."""
         item = self._terminal
         if item is None:
-            item = self._next_inline() if self._depth == 0 else self._queue.get()
+            if self._depth == 0:
+                item = self._next_inline()
+            elif self._thread is None:
+                # The first chunk is made here: waiting for a new thread to be scheduled
+                # would only delay the first batch. The thread then works ahead.
+                item = self._next_inline()
+                if not isinstance(item, _Failure) and item is not self._DONE:
+                    self._start()
+            else:
+                item = self._queue.get()
         if isinstance(item, _Failure) or item is self._DONE:
             self._terminal = item
             if isinstance(item, _Failure):
@@ -291,8 +300,13 @@ class _Producer:
         except Exception as error:
             return _Failure(error)
 
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="datarax-prefetch", daemon=True)
+        self._thread.start()
+        _BACKGROUND.add(self)
+
     def stop(self) -> None:
-        if self._depth == 0:
+        if self._thread is None:
             return
         self._stop.set()
         while self._thread.is_alive():

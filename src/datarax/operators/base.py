@@ -9,6 +9,7 @@ record id), so a record's randomness never depends on where it sits in a batch.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -66,6 +67,30 @@ class Operator(DataraxModule, abc.ABC):
         """One key per record, from (stream key, pipeline seed, epoch, record id)."""
         key = stream_key(self.base_key[...], self.stream_name, seed)
         return record_keys(key, epoch, record_ids)
+
+    def fusion_group(self) -> Any:
+        """Operators with equal, non-``None`` groups run as one when adjacent.
+
+        The compiler hands each run of adjacent operators of one group to
+        :meth:`apply_fused` of the first; the result must equal applying them one by
+        one. ``None`` (the default) means this operator always runs alone.
+        """
+        return None
+
+    @classmethod
+    def apply_fused(
+        cls,
+        operators: Sequence[Operator],
+        data: Fields,
+        states: Fields,
+        record_ids: jax.Array,
+        epoch: jax.Array,
+        seed: int,
+    ) -> tuple[Fields, Fields]:
+        """Apply a run of operators of one fusion group (default: one by one)."""
+        for op in operators:
+            data, states = op.apply_batch(data, states, record_ids, epoch, seed)
+        return data, states
 
     def random_words(self, record_ids: jax.Array, epoch: jax.Array, seed: int) -> jax.Array:
         """Two pseudo-random ``uint32`` words per record, shape ``(batch, 2)``.

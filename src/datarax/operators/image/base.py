@@ -55,6 +55,12 @@ class ImageOperator(Operator):
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
     ) -> tuple[Fields, Fields]:
+        images = self.images_of(data)
+        words = self.random_words(record_ids, epoch, seed) if self.stochastic else None
+        return {**data, self.config.field: self.transform_images(images, words)}, states
+
+    def images_of(self, data: Fields) -> jax.Array:
+        """This operator's image field of ``data``, checked for presence and rank."""
         field = self.config.field
         if field not in data:
             raise SchemaError(
@@ -71,8 +77,7 @@ class ImageOperator(Operator):
                 expected="rank 2 or 3 per record",
                 found=f"shape {tuple(images.shape[1:])}",
             )
-        words = self.random_words(record_ids, epoch, seed) if self.stochastic else None
-        return {**data, field: self.transform_images(images, words)}, states
+        return images
 
     @abc.abstractmethod
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:

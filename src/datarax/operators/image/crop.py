@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.image.base import ImageOperator, ImageOperatorConfig, as_pair
+from datarax.operators.image.base import ImageOperatorConfig, as_pair
+from datarax.operators.image.spatial import IndexMap, SpatialOperator
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class RandomCropConfig(ImageOperatorConfig):
             )
 
 
-class RandomCrop(ImageOperator):
+class RandomCrop(SpatialOperator):
     """Crops each record at its own random offset (uniform over all valid windows).
 
-    The crop is one gather with fill for the padded border, so no padded copy of the
-    batch is ever made.
+    The crop is one gather with ``fill`` for the padded border, so no padded copy of
+    the batch is ever made; a following ``RandomFlip`` joins the same gather.
 
     Example:
         >>> from flax import nnx
@@ -59,41 +59,25 @@ class RandomCrop(ImageOperator):
     config: RandomCropConfig
     stochastic_default = True
 
-    def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
-        assert words is not None  # stochastic: apply_batch always passes words
-        height, width = images.shape[1:3]
+    def index_map(self, height: int, width: int, words: jax.Array | None) -> IndexMap:
+        assert words is not None  # stochastic: always given its words
         out_h, out_w = as_pair(self.config.size, "size")
         pad_y, pad_x = as_pair(self.config.padding, "padding")
         span_y, span_x = height + 2 * pad_y - out_h + 1, width + 2 * pad_x - out_w + 1
         if span_y <= 0 or span_x <= 0:
             raise SchemaError(
                 "crop larger than the padded image",
-                where=f"{self.name}, field '{self.config.field}'",
+                where=self._where(),
                 expected=f"padded size >= ({out_h}, {out_w})",
                 found=f"({height + 2 * pad_y}, {width + 2 * pad_x})",
             )
         w = words[:, 0]
         top = (w % span_y).astype(jnp.int32) - pad_y
         left = ((w >> 16) % span_x).astype(jnp.int32) - pad_x
-        rows = top[:, None] + jnp.arange(out_h)
-        cols = left[:, None] + jnp.arange(out_w)
-        inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[
-            :, None, :
-        ]
-        batch = jnp.arange(images.shape[0])[:, None, None]
-        window = images[
-            batch,
-            jnp.clip(rows, 0, height - 1)[:, :, None],
-            jnp.clip(cols, 0, width - 1)[:, None, :],
-        ]
-        if images.ndim == 4:
-            inside = inside[..., None]
-        fill = np.asarray(self.config.fill).astype(images.dtype)
-        if fill != self.config.fill:
-            raise SchemaError(
-                "fill value not representable in the image dtype",
-                where=f"{self.name}, field '{self.config.field}'",
-                expected=f"a {images.dtype} value",
-                found=repr(self.config.fill),
-            )
-        return jnp.where(inside, window, fill)
+        return IndexMap(
+            rows=top[:, None] + jnp.arange(out_h, dtype=jnp.int32),
+            cols=left[:, None] + jnp.arange(out_w, dtype=jnp.int32),
+            height=height,
+            width=width,
+            fill=self.config.fill if (pad_y or pad_x) else None,
+        )

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from datarax.core.errors import ConfigError
-from datarax.operators.image.base import ImageOperator, ImageOperatorConfig, uniform
+from datarax.operators.image.base import ImageOperatorConfig, uniform
+from datarax.operators.image.spatial import IndexMap, SpatialOperator
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,12 @@ class RandomFlipConfig(ImageOperatorConfig):
             )
 
 
-class RandomFlip(ImageOperator):
+class RandomFlip(SpatialOperator):
     """Flips each record with ``probability``, decided by the record's own key.
+
+    Alone it is a select between each image and its mirror; after another
+    geometric operator on the same field (a crop, say) it joins that operator's
+    gather.
 
     Example:
         >>> from flax import nnx
@@ -52,17 +57,22 @@ class RandomFlip(ImageOperator):
     config: RandomFlipConfig
     stochastic_default = True
 
+    def flips(self, words: jax.Array | None) -> jax.Array:
+        """Which records are flipped, from their random words."""
+        assert words is not None  # stochastic: always given its words
+        return uniform(words[:, 0]) < self.config.probability
+
+    def index_map(self, height: int, width: int, words: jax.Array | None) -> IndexMap:
+        flip = self.flips(words)
+        rows = jnp.broadcast_to(jnp.arange(height, dtype=jnp.int32), (flip.shape[0], height))
+        cols = jnp.broadcast_to(jnp.arange(width, dtype=jnp.int32), (flip.shape[0], width))
+        if self.config.direction == "horizontal":
+            cols = jnp.where(flip[:, None], width - 1 - cols, cols)
+        else:
+            rows = jnp.where(flip[:, None], height - 1 - rows, rows)
+        return IndexMap(rows=rows, cols=cols, height=height, width=width)
+
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
-        assert words is not None  # stochastic: apply_batch always passes words
-        horizontal = self.config.direction == "horizontal"
-        batch, height, width = images.shape[:3]
-        size = width if horizontal else height
-        flip = uniform(words[:, 0]) < self.config.probability
-        positions = jnp.arange(size)
-        # One gather with per-record mirrored indices reads each pixel once; XLA fuses
-        # it with a preceding crop better than a select between two copies.
-        index = jnp.where(flip[:, None], size - 1 - positions, positions)
-        b = jnp.arange(batch)[:, None, None]
-        if horizontal:
-            return images[b, jnp.arange(height)[None, :, None], index[:, None, :]]
-        return images[b, index[:, :, None], jnp.arange(width)[None, None, :]]
+        axis = 2 if self.config.direction == "horizontal" else 1
+        flip = self.flips(words).reshape((-1,) + (1,) * (images.ndim - 1))
+        return jnp.where(flip, jnp.flip(images, axis=axis), images)
