@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from benchmarks.run import measure
 from benchmarks.systems import SYSTEMS
 from benchmarks.workloads import WORKLOADS
