@@ -323,18 +323,21 @@ def test_an_error_inside_the_pipeline_is_raised_in_the_consumer():
         from_source(counting_source(4), 2) >> OperatorNode(op)
 
 
+@pytest.mark.parametrize("placement", ["host", "device"])
 @pytest.mark.parametrize("prefetch", [0, 2])
-def test_a_failure_while_running_is_raised_again_and_leaves_the_state_unchanged(prefetch):
-    source = MemorySource(MemorySourceConfig(placement="host"), data={"x": np.arange(8)})
+def test_a_failure_while_running_is_raised_again_and_leaves_the_state_unchanged(
+    prefetch, placement
+):
+    source = MemorySource(MemorySourceConfig(placement=placement), data={"x": np.arange(8)})
     pipeline = from_source(source, 2, prefetch=prefetch)
     it = iter(pipeline)
     next(it)
     state = it.get_state()
 
-    def broken_read(indices):
+    def broken(*args):
         raise OSError("disk went away")
 
-    object.__setattr__(source, "read", broken_read)
+    object.__setattr__(pipeline.source_node.sampler, "indices", broken)
     it.set_state(state)  # restart the host plane, which now fails
     for _ in range(2):
         with pytest.raises(OSError, match="disk went away"):

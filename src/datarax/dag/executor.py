@@ -110,7 +110,10 @@ class PipelineIterator(Iterator[Batch]):
             if self._program is None:
                 self._program = _ProgramSchedule(self._pipeline)
             chunks = _chunks(self, self._epoch, self._position)
-            self._producer = _Producer(chunks, self._pipeline.prefetch)
+            # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
+            # thread can run ahead itself; host reads get a thread to overlap them.
+            threaded = not self._program.final.gather
+            self._producer = _Producer(chunks, self._pipeline.prefetch, threaded=threaded)
             weakref.finalize(self, self._producer.stop)
         return _batches(*self._producer.get())
 
@@ -258,16 +261,23 @@ def _batches(epoch, bounds, start, ids, parts) -> list[Batch]:
 
 
 class _Producer:
-    """Runs a chunk generator ``depth`` items ahead on a daemon thread (or inline)."""
+    """Runs a chunk generator ``depth`` items ahead: on a daemon thread, or inline.
+
+    Inline, the caller's thread keeps ``depth`` chunks dispatched ahead; that is all
+    the overlap a device-resident source needs, since XLA runs the dispatched calls
+    in the background, and it avoids handing the interpreter between two threads.
+    """
 
     _DONE = object()
 
-    def __init__(self, chunks, depth: int) -> None:
+    def __init__(self, chunks, depth: int, *, threaded: bool = True) -> None:
         self._chunks = chunks
         self._depth = depth
+        self._threaded = threaded and depth > 0
         self._terminal: object | None = None  # once failed or done, it stays so
         self._thread: threading.Thread | None = None
-        if depth > 0:
+        self._ahead: deque = deque()
+        if self._threaded:
             self._queue: queue.Queue = queue.Queue(maxsize=depth)
             self._stop = threading.Event()
 
@@ -275,8 +285,10 @@ class _Producer:
         """The next chunk; raises the producer's error (every time) or StopIteration."""
         item = self._terminal
         if item is None:
-            if self._depth == 0:
-                item = self._next_inline()
+            if not self._threaded:
+                while len(self._ahead) <= self._depth and not self._ended(self._ahead):
+                    self._ahead.append(self._next_inline())
+                item = self._ahead.popleft()
             elif self._thread is None:
                 # The first chunk is made here: waiting for a new thread to be scheduled
                 # would only delay the first batch. The thread then works ahead.
@@ -291,6 +303,9 @@ class _Producer:
                 raise item.error
             raise StopIteration
         return item
+
+    def _ended(self, items: deque) -> bool:
+        return bool(items) and (isinstance(items[-1], _Failure) or items[-1] is self._DONE)
 
     def _next_inline(self):
         try:

@@ -25,6 +25,7 @@ from datarax.core.errors import ConfigError
 from datarax.core.rng import mix64
 
 NUM_ROUNDS = 6
+TABLE_MAX_HALF_BITS = 12
 MAX_SIZE = 2**32 - 1
 
 
@@ -49,17 +50,33 @@ class FeistelPermutation:
         self.round_keys = np.array(
             [mix64(key, r) & 0xFFFFFFFF for r in range(NUM_ROUNDS)], dtype=np.uint32
         )
+        # For small halves every round function fits in a table of 2**half_bits words:
+        # a round becomes one lookup and one xor. O(sqrt(size)) memory, capped small.
+        self._tables = None
+        if self.half_bits <= TABLE_MAX_HALF_BITS:
+            domain = np.arange(1 << self.half_bits, dtype=np.uint32)
+            mask = np.uint32((1 << self.half_bits) - 1)
+            self._tables = np.stack([_mix32(np, domain, k) & mask for k in self.round_keys])
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         """Map positions (any int array with values in ``[0, size)``) to their images."""
         x = np.asarray(positions).astype(np.uint32)
-        y = _encrypt(np, x, self.round_keys, self.half_bits)
+        y = self._encrypt_np(x)
         outside = np.flatnonzero(y >= self.size)
         while outside.size:
-            walked = _encrypt(np, y[outside], self.round_keys, self.half_bits)
+            walked = self._encrypt_np(y[outside])
             y[outside] = walked
             outside = outside[walked >= self.size]
         return y.astype(np.int64)
+
+    def _encrypt_np(self, x: np.ndarray) -> np.ndarray:
+        if self._tables is None:
+            return _encrypt(np, x, self.round_keys, self.half_bits)
+        shift = np.uint32(self.half_bits)
+        left, right = x >> shift, x & np.uint32((1 << self.half_bits) - 1)
+        for table in self._tables:
+            left, right = right, left ^ table[right]
+        return (left << shift) | right
 
     def jax(self, positions: jax.Array) -> jax.Array:
         """The same map with ``jax.numpy`` (usable inside ``jit``); returns ``int32``."""

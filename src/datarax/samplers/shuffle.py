@@ -50,14 +50,23 @@ class ShuffleSampler(Sampler):
     config_type = ShuffleSamplerConfig
     config: ShuffleSamplerConfig
 
+    def __init__(self, config: ShuffleSamplerConfig, *, name: str | None = None) -> None:
+        super().__init__(config, name=name)
+        self._last_permutation: tuple[int, FeistelPermutation] | None = None
+
     def __len__(self) -> int:
         return self.config.num_records
 
     def permutation(self, epoch: int) -> FeistelPermutation:
-        """The permutation used for ``epoch``."""
-        return FeistelPermutation(
+        """The permutation used for ``epoch`` (the last one is kept: it is small)."""
+        cached = self._last_permutation
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        permutation = FeistelPermutation(
             self.config.num_records, mix64(_SHUFFLE_STREAM, self.config.seed, epoch)
         )
+        self._last_permutation = (epoch, permutation)  # one assignment: safe across threads
+        return permutation
 
     def indices(self, epoch: int, start: int, stop: int) -> np.ndarray:
         self._check_range(epoch, start, stop)
