@@ -1,9 +1,12 @@
 """`PipelineIterator`: runs a pipeline, one compiled call per chunk of batches.
 
-The host plane (sampler, host reads, dispatch of the compiled call) runs ahead on a
-background thread, ``prefetch`` chunks deep. The iterator's state is the position
-of the next batch it will hand out, so prefetched work is simply recomputed after
-a restore: the stream is a pure function of (pipeline, epoch, position).
+The host plane (sampler, host reads, dispatch of the compiled call) runs
+``prefetch`` chunks ahead: on a background thread when records are read on the host,
+and from the caller's thread when the source lives on the device (dispatches are
+asynchronous, so XLA computes the next chunks while the caller consumes this one).
+The iterator's state is the position of the next batch it will hand out, so
+prefetched work is simply recomputed after a restore: the stream is a pure function
+of (pipeline, epoch, position).
 """
 
 from __future__ import annotations
@@ -195,7 +198,9 @@ class _ProgramSchedule:
         Waiting until then keeps the two compilations from competing for the
         interpreter while the first batch is on its way.
         """
-        if self._pending is not None:
+        with self._lock:
+            if self._pending is None:
+                return
             self._thread = threading.Thread(
                 target=self._warm_up, args=self._pending, name="datarax-compile", daemon=True
             )

@@ -12,7 +12,13 @@ import numpy as np
 from flax import nnx
 
 from datarax.core.errors import PipelineBuildError
-from datarax.dag.compiler import build_run_fn, choose_batches_per_call
+from datarax.dag.compiler import (
+    ChunkProgram,
+    build_run_fn,
+    choose_batches_per_call,
+    split_fn,
+)
+from datarax.dag.executor import PipelineIterator
 from datarax.dag.nodes import BatchNode, DataSourceNode, Node, OperatorNode, Sequential
 from datarax.operators.base import Operator
 from datarax.sources.base import DataSource
@@ -202,9 +208,7 @@ class Pipeline(Sequential):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # -- execution -----------------------------------------------------------------
-    def __iter__(self):
-        from datarax.dag.executor import PipelineIterator
-
+    def __iter__(self) -> PipelineIterator:
         return PipelineIterator(self)
 
     def record_bytes(self) -> int:
@@ -214,14 +218,15 @@ class Pipeline(Sequential):
             for s in jax.tree_util.tree_leaves(self.output_spec)
         )
 
-    def program(self, batches_per_call: int | None = None):
+    def program(self, batches_per_call: int | None = None) -> ChunkProgram:
         """The compiled chunk program for the operators' current state.
+
+        Operator parameters are read here, when an iterator starts: a change made
+        with ``nnx.update`` applies to iterators created afterwards.
 
         Args:
             batches_per_call: Batches per compiled call (default: the pipeline's choice).
         """
-        from datarax.dag.compiler import ChunkProgram, split_fn
-
         graphdef, state = nnx.split(tuple(self.operators))
         leaves, treedef = jax.tree_util.tree_flatten(state)
         gather = self.source_node.source.device_arrays is not None
