@@ -343,3 +343,11 @@ def test_a_failure_while_running_is_raised_again_and_leaves_the_state_unchanged(
         with pytest.raises(OSError, match="disk went away"):
             next(it)
     assert it.get_state() == state
+
+
+def test_a_pipeline_reads_as_its_chain():
+    pipeline = augmented(n=100, batch_size=8)
+    assert repr(pipeline) == (
+        "Pipeline(MemorySource[100, shuffle, seed=0] >> Batch(8) >> "
+        "OperatorNode(ElementOperator(normalize)) >> OperatorNode(ElementOperator(flip)))"
+    )

@@ -59,6 +59,9 @@ class Node:
         """What determines this node's output (compared when restoring state)."""
         return {"type": self.name}
 
+    def __repr__(self) -> str:
+        return self.name
+
 
 class DataSourceNode(Node):
     """Reads records from a source in the order a sampler gives, epoch after epoch.
@@ -108,6 +111,10 @@ class DataSourceNode(Node):
             )
         self._init(source=source, sampler=sampler, seed=int(seed), num_epochs=num_epochs)
 
+    def __repr__(self) -> str:
+        order = type(self.sampler).__name__.removesuffix("Sampler")
+        return f"{self.source.name}[{len(self.source)}, {order.lower()}, seed={self.seed}]"
+
     def fingerprint(self) -> dict[str, Any]:
         return {
             "type": self.name,
@@ -153,6 +160,10 @@ class BatchNode(Node):
     @property
     def batch_size(self) -> int:
         return self.batcher.batch_size
+
+    def __repr__(self) -> str:
+        drop = ", drop_remainder" if self.batcher.config.drop_remainder else ""
+        return f"Batch({self.batch_size}{drop})"
 
     def fingerprint(self) -> dict[str, Any]:
         return {"type": self.name, **self.batcher.config.to_dict()}
@@ -206,3 +217,6 @@ class Sequential(Node):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"type": "Sequential", "nodes": [n.fingerprint() for n in self.nodes]}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({' >> '.join(repr(n) for n in self.nodes)})"
