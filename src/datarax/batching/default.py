@@ -54,6 +54,7 @@ class DefaultBatcher(DataraxModule):
 
     @property
     def batch_size(self) -> int:
+        """Records per batch."""
         return self.config.batch_size
 
     def epoch_end(self, num_records: int) -> int:

@@ -212,10 +212,12 @@ class OutputCheck:
 
     @property
     def mean(self) -> float:
+        """Mean output pixel value."""
         return self.total / self.pixels if self.pixels else float("nan")
 
     @property
     def flip_fraction(self) -> float:
+        """Share of the records told apart that came out mirrored."""
         told_apart = self.flipped + self.kept
         return self.flipped / told_apart if told_apart else float("nan")
 

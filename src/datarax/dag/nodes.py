@@ -34,6 +34,7 @@ class Node:
 
     @property
     def name(self) -> str:
+        """The name shown in errors and descriptions."""
         return type(self).__name__
 
     def __rshift__(self, other: Node) -> Node:
@@ -159,6 +160,7 @@ class BatchNode(Node):
 
     @property
     def batch_size(self) -> int:
+        """Records per batch."""
         return self.batcher.batch_size
 
     def __repr__(self) -> str:
@@ -187,6 +189,7 @@ class OperatorNode(Node):
 
     @property
     def name(self) -> str:
+        """``OperatorNode(<operator name>)``."""
         return f"OperatorNode({self.operator.name})"
 
     def fingerprint(self) -> dict[str, Any]:

@@ -132,18 +132,22 @@ class Pipeline(Sequential):
     # -- structure -----------------------------------------------------------------
     @property
     def source_node(self) -> DataSourceNode:
+        """The first node: where records come from and in which order."""
         return cast(DataSourceNode, self.nodes[0])
 
     @property
     def batch_node(self) -> BatchNode:
+        """The second node: how records are grouped."""
         return cast(BatchNode, self.nodes[1])
 
     @property
     def batch_size(self) -> int:
+        """Records per batch."""
         return self.batch_node.batch_size
 
     @property
     def operators(self) -> list[Operator]:
+        """The operators of the device plane, in order."""
         return [cast(OperatorNode, n).operator for n in self.nodes[2:]]
 
     def __rshift__(self, other: Node) -> Pipeline:
