@@ -99,10 +99,7 @@ def apply_operators(
         while group is not None and j < len(operators) and operators[j].fusion_group() == group:
             j += 1
         run = operators[i:j]
-        if len(run) == 1:
-            data, states = run[0].apply_batch(data, states, record_ids, epoch, seed)
-        else:
-            data, states = type(run[0]).apply_fused(run, data, states, record_ids, epoch, seed)
+        data, states = type(run[0]).apply_fused(run, data, states, record_ids, epoch, seed)
         i = j
     return data, states
 

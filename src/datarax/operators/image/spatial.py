@@ -113,6 +113,8 @@ class SpatialOperator(ImageOperator):
         seed: int,
     ) -> tuple[Fields, Fields]:
         first = operators[0]
+        if len(operators) == 1:  # alone, an operator may have a faster standalone form
+            return first.apply_batch(data, states, record_ids, epoch, seed)
         images = first.images_of(data)
         composed: IndexMap | None = None
         height, width = images.shape[1:3]
