@@ -582,7 +582,7 @@ def test_crop_rejects_a_fill_the_image_dtype_cannot_hold():
     ],
 )
 def test_fused_geometric_operators_equal_running_them_one_by_one(configs):
-    from datarax.dag.compiler import apply_operators
+    from datarax.dag.base import OperatorNode, TraceContext, lower_chain
 
     makers = {
         "crop": lambda i, kw: RandomCrop(RandomCropConfig(**kw), rngs=nnx.Rngs(i)),
@@ -591,7 +591,8 @@ def test_fused_geometric_operators_equal_running_them_one_by_one(configs):
     ops = [makers[kind](i, kw) for i, (kind, kw) in enumerate(configs)]
     images = jnp.asarray(np.random.default_rng(0).normal(size=(12, 8, 9, 2)), jnp.float32)
     ids, epoch = jnp.arange(100, 112), jnp.uint32(3)
-    fused, _ = apply_operators(ops, {"image": images}, {}, ids, epoch, 5)
+    ctx = TraceContext.for_rows(ids, epoch, 5)
+    fused, _ = lower_chain([OperatorNode(op) for op in ops], ({"image": images}, {}), ctx)
     data = {"image": images}
     for op in ops:
         data, _ = op.apply_batch(data, {}, ids, epoch, 5)

@@ -1,16 +1,38 @@
-"""The pipeline graph: nodes, compilation to one XLA function, and execution."""
+"""The pipeline graph: nodes, compilation to XLA functions, and execution."""
 
 from datarax.dag.executor import PipelineIterator
-from datarax.dag.nodes import BatchNode, DataSourceNode, Node, OperatorNode, Sequential
+from datarax.dag.nodes import (
+    BatchNode,
+    Branch,
+    CacheNode,
+    DataSourceNode,
+    Merge,
+    Node,
+    OperatorNode,
+    Parallel,
+    PrefetchNode,
+    RebatchNode,
+    Sequential,
+    ShuffleNode,
+    Switch,
+)
 from datarax.dag.pipeline import Pipeline, from_source
 
 __all__ = [
     "BatchNode",
+    "Branch",
+    "CacheNode",
     "DataSourceNode",
+    "Merge",
     "Node",
     "OperatorNode",
+    "Parallel",
     "Pipeline",
     "PipelineIterator",
+    "PrefetchNode",
+    "RebatchNode",
     "Sequential",
+    "ShuffleNode",
+    "Switch",
     "from_source",
 ]

@@ -1,17 +1,19 @@
-"""Lowering a pipeline's device nodes into one jitted pure function.
+"""Lowering a pipeline's device nodes into jitted pure functions.
 
-The operators are split into ``(graphdef, state)`` once; the compiled function takes
-``(state, inputs, record_ids, epoch)`` and computes a chunk of ``k`` batches in one
-XLA dispatch. A second small compiled function cuts the chunk into its ``k``
-batches (kept apart from the main function: fused, XLA recomputes the chunk per
-slice). Shapes are fixed (``k * batch_size`` rows, padded when short), so an epoch
-never recompiles.
+The operators are split into ``(graphdef, state)`` once; a compiled function takes
+``(state, inputs, index, record_ids, epoch, valid rows)`` and computes a chunk of
+rows (a whole number of batches of every stage) in one XLA dispatch. Cache nodes
+cut the device plane into segments: there is one function per segment it can start
+at (the source, or any cache), each returning its final output and the values at
+the caches after its start (to be stored). A second small compiled function cuts
+the chunk's output into batches (kept apart from the main function: fused, XLA
+recomputes the chunk per slice). Shapes are fixed, so an epoch never recompiles.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,45 +22,133 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from datarax.operators.base import Fields, Operator
+from datarax.dag.base import Node, TraceContext, lower_chain
+from datarax.dag.rebatch import RebatchNode
+from datarax.operators.base import Operator
 
 #: Output bytes one compiled call aims to produce; bounds latency and memory per call.
 TARGET_CHUNK_BYTES = 4 * 1024**2
 MAX_BATCHES_PER_CALL = 32
 
 
+class DevicePlan:
+    """The static part of a pipeline's device plane: segments between caches.
+
+    Plans compare by structure, so pipelines built alike share compiled code.
+
+    Args:
+        segments: Top-level device nodes between caches (``RebatchNode`` included).
+        batch_sizes: Batch size at the start of each segment.
+        operators: Every operator, depth first (the order of the split state).
+        seed: The pipeline seed.
+    """
+
+    def __init__(
+        self,
+        segments: tuple[tuple[Node, ...], ...],
+        batch_sizes: tuple[int, ...],
+        operators: tuple[Operator, ...],
+        seed: int,
+    ) -> None:
+        self.segments = segments
+        self.batch_sizes = batch_sizes
+        self.operators = operators
+        self.seed = seed
+        self.key = (
+            tuple(tuple(n.structure_key() for n in seg) for seg in segments),
+            batch_sizes,
+            seed,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DevicePlan) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def num_caches(self) -> int:
+        """Cache nodes in the plan."""
+        return len(self.segments) - 1
+
+    def lower(self, operators: Any, flow: Any, ctx: TraceContext, start: int = 0):
+        """Run segments ``start..`` on ``flow``; returns (output, values at caches)."""
+        ctx = TraceContext(
+            record_ids=ctx.record_ids,
+            epoch=ctx.epoch,
+            seed=ctx.seed,
+            batch_size=self.batch_sizes[start],
+            valid=ctx.valid,
+            operators={id(o): m for o, m in zip(self.operators, operators, strict=True)},
+        )
+        cached = []
+        for j in range(start, len(self.segments)):
+            flow, ctx = _lower_segment(self.segments[j], flow, ctx)
+            if j < len(self.segments) - 1:
+                cached.append(flow)
+        return flow, tuple(cached)
+
+
+def _lower_segment(nodes, flow, ctx: TraceContext):
+    run: list[Node] = []
+    for node in (*nodes, None):
+        if node is None or isinstance(node, RebatchNode):
+            flow = lower_chain(run, flow, ctx)
+            run = []
+            if node is not None:
+                ctx = ctx.with_batch_size(node.target_batch_size)
+        else:
+            run.append(node)
+    return flow, ctx
+
+
 @dataclass(frozen=True)
 class ChunkProgram:
     """The compiled functions for one chunk size, and the operator state they run with."""
 
-    run: Callable[..., tuple[Fields, Fields]]
-    split: Callable[..., list[tuple[Fields, Fields]]] | None
+    runs: tuple[Callable[..., Any], ...]
+    split: Callable[..., list[Any]] | None
     state_leaves: tuple
-    batches_per_call: int
+    rows: int
+    batch_size: int
     gather: bool
 
-    def __call__(self, inputs: Fields, record_ids: np.ndarray, epoch: int):
-        """Dispatch one chunk; returns ``[(data, states), ...]``, one pair per batch."""
-        out = self.run(self.state_leaves, inputs, record_ids, np.uint32(epoch))
-        return self.split(out) if self.split is not None else [out]
+    @property
+    def batches_per_call(self) -> int:
+        """Output batches per call."""
+        return self.rows // self.batch_size
+
+    def __call__(
+        self, start: int, inputs: Any, index: np.ndarray, record_ids: np.ndarray, epoch: int,
+        valid_rows: int,
+    ) -> tuple[list[Any], tuple]:
+        """Dispatch one chunk; returns (one output per batch, values at later caches)."""
+        out, cached = self.runs[start](
+            self.state_leaves, inputs, index, record_ids, np.uint32(epoch), np.int32(valid_rows)
+        )
+        return (self.split(out) if self.split is not None else [out]), cached
 
 
 @functools.lru_cache(maxsize=64)
-def build_run_fn(graphdef: Any, state_treedef: Any, seed: int, gather: bool) -> Callable:
-    """The jitted chunk function of one operator graph and input placement.
+def build_run_fn(
+    plan: DevicePlan, graphdef: Any, state_treedef: Any, start: int, gather: bool
+) -> Callable:
+    """The jitted chunk function of one plan starting at segment ``start``.
 
     The operator state arrives as a flat tuple of leaves: flattening an ``nnx.State``
     on every call would cost more than a small batch's whole computation.
     """
 
-    def run(state_leaves, inputs, record_ids, epoch):
+    def run(state_leaves, inputs, index, record_ids, epoch, valid_rows):
         state = jax.tree_util.tree_unflatten(state_treedef, state_leaves)
         operators = nnx.merge(graphdef, state)
         if gather:
-            data = {k: jnp.take(v, record_ids, axis=0, mode="clip") for k, v in inputs.items()}
-        else:
-            data = dict(inputs)
-        return apply_operators(operators, data, {}, record_ids, epoch, seed)
+            inputs = jax.tree_util.tree_map(
+                lambda v: jnp.take(v, index, axis=0, mode="clip"), inputs
+            )
+        valid = jnp.arange(record_ids.shape[0]) < valid_rows
+        ctx = TraceContext(record_ids, epoch, plan.seed, None, valid, {})
+        return plan.lower(operators, inputs, ctx, start)
 
     return jax.jit(run)
 
@@ -77,31 +167,6 @@ def split_fn(parts: int) -> Callable:
         ]
 
     return jax.jit(split)
-
-
-def apply_operators(
-    operators: Sequence[Operator],
-    data: Fields,
-    states: Fields,
-    record_ids: jax.Array,
-    epoch: jax.Array,
-    seed: int,
-) -> tuple[Fields, Fields]:
-    """Run operators in order on one batch (pure; usable under ``jit`` and ``grad``).
-
-    Adjacent operators of one fusion group (for example geometric image operators
-    on the same field) run as one: see :meth:`Operator.fusion_group`.
-    """
-    i = 0
-    while i < len(operators):
-        group = operators[i].fusion_group()
-        j = i + 1
-        while group is not None and j < len(operators) and operators[j].fusion_group() == group:
-            j += 1
-        run = operators[i:j]
-        data, states = type(run[0]).apply_fused(run, data, states, record_ids, epoch, seed)
-        i = j
-    return data, states
 
 
 def choose_batches_per_call(

@@ -12,6 +12,7 @@ of (pipeline, epoch, position).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import queue
 import threading
 import weakref
@@ -24,6 +25,8 @@ import numpy as np
 
 from datarax.core.batch import Batch
 from datarax.core.errors import StateError
+from datarax.dag.base import Fanout
+from datarax.dag.cache import scatter_rows
 
 STATE_FORMAT = "datarax.pipeline_iterator"
 STATE_VERSION = 1
@@ -47,16 +50,15 @@ class PipelineIterator(Iterator[Batch]):
 
     def __init__(self, pipeline) -> None:
         self._pipeline = pipeline
-        self._source = pipeline.source_node.source
-        self._sampler = pipeline.source_node.sampler
-        self._batcher = pipeline.batch_node.batcher
-        self._num_records = len(self._sampler)
-        self._epoch_end = self._batcher.epoch_end(self._num_records)
+        self._source = pipeline.source
+        self._sampler = pipeline.sampler
+        self._geometry = pipeline.geometry
+        self._epoch_end = self._geometry.epoch_end
         self._num_epochs = pipeline.source_node.num_epochs
         self._first_epoch = pipeline.epoch_cursor
         self._epoch = self._first_epoch
         self._position = 0
-        self._ready: deque[Batch] = deque()
+        self._ready: deque[Any] = deque()
         self._producer: _Producer | None = None
         self._program: _ProgramSchedule | None = None
 
@@ -64,15 +66,16 @@ class PipelineIterator(Iterator[Batch]):
     def __iter__(self) -> PipelineIterator:
         return self
 
-    def __next__(self) -> Batch:
+    def __next__(self) -> Any:
         if not self._ready:
             if self._finished():
                 self.close()
                 raise StopIteration
             self._ready.extend(self._next_chunk())
         batch = self._ready.popleft()
-        self._pipeline._advance_cursor(batch.epoch)
-        self._position += batch.batch_size
+        first = batch[0] if isinstance(batch, tuple) else batch
+        self._pipeline._advance_cursor(first.epoch)
+        self._position += first.batch_size
         if self._position >= self._epoch_end:
             self._epoch, self._position = self._epoch + 1, 0
             if self._program is not None:  # every compilation lands in the first epoch
@@ -99,7 +102,7 @@ class PipelineIterator(Iterator[Batch]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a state returned by :meth:`get_state` (in any process)."""
-        first, epoch, position = _validate_state(state, self._pipeline, self._epoch_end)
+        first, epoch, position = _validate_state(state, self._pipeline, self._geometry)
         self.close()
         self._ready.clear()
         self._first_epoch, self._epoch, self._position = first, epoch, position
@@ -108,10 +111,10 @@ class PipelineIterator(Iterator[Batch]):
     def _finished(self) -> bool:
         return self._num_epochs is not None and self._epoch >= self._first_epoch + self._num_epochs
 
-    def _next_chunk(self) -> list[Batch]:
+    def _next_chunk(self) -> list[Any]:
         if self._producer is None:
             if self._program is None:
-                self._program = _ProgramSchedule(self._pipeline)
+                self._program = _ProgramSchedule(self._pipeline, self._pipeline.prepare_caches())
             chunks = _chunks(self, self._epoch, self._position)
             # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
             # thread can run ahead itself; host reads get a thread to overlap them.
@@ -128,41 +131,55 @@ def _chunks(it: PipelineIterator, epoch: int, position: int):
     the iterator alive (an abandoned iterator stops its thread when collected).
     """
     last_epoch = None if it._num_epochs is None else it._first_epoch + it._num_epochs - 1
+    assert it._program is not None
     return _chunk_stream(
-        it._program,
-        it._source,
-        it._sampler,
-        it._batcher,
-        it._num_records,
-        last_epoch,
-        epoch,
-        position,
+        it._program, it._source, it._sampler, it._geometry, last_epoch, epoch, position
     )
 
 
-def _chunk_stream(programs, source, sampler, batcher, num_records, last_epoch, epoch, position):
+def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, position):
     first_epoch = epoch
+    stores = programs.stores
     while last_epoch is None or epoch <= last_epoch:
-        window = _IndexWindow(sampler, epoch, num_records)
-        bounds = batcher.bounds(num_records, position)
-        i = 0
-        while i < len(bounds):
+        window = _IndexWindow(sampler, epoch, len(sampler))
+        start = geometry.chunk_start(position)
+        while start < geometry.epoch_end:
             program = programs.current(wait=epoch > first_epoch)
-            k = program.batches_per_call
-            group = bounds[i : i + k]
-            i += k
-            start, stop = group[0][0], group[-1][0] + group[-1][1]
-            ids = window.get(start, stop)
-            padded = np.empty(k * batcher.batch_size, np.int32)
-            padded[: ids.size] = ids
-            padded[ids.size :] = ids[0]
-            inputs = source.device_arrays if program.gather else source.read(padded)
+            rows = program.rows
+            ids = window.get(start, min(start + rows, geometry.read_end))
+            padded = _padded(ids, rows)
+            with contextlib.ExitStack() as held:  # readers and inserts of shared caches
+                for store in stores:
+                    held.enter_context(store.lock)
+                first, inputs, index = _chunk_inputs(program, source, stores, ids, padded)
+                parts, cached = program(first, inputs, index, padded, epoch, ids.size)
+                for store, values in zip(stores[first:], cached, strict=True):
+                    store.insert(ids, values, rows)
             # Batch objects are built by the consumer: this thread keeps its Python work
             # (and so its hold on the interpreter) to the minimum.
-            chunk = (epoch, group, start, ids, program(inputs, padded, epoch))
+            bounds = geometry.output_bounds(start, rows, position)
+            yield (epoch, bounds, start, ids, parts, program.batch_size)
             programs.started()
-            yield chunk
+            start += rows
         epoch, position = epoch + 1, 0
+
+
+def _padded(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` as ``rows`` int32 entries, the tail filled with the first value."""
+    out = np.empty(rows, np.int32)
+    out[: values.size] = values
+    out[values.size :] = values[0]
+    return out
+
+
+def _chunk_inputs(program, source, stores, ids, padded):
+    """Where a chunk starts: the last cache holding all its records, else the source."""
+    for c in range(len(stores) - 1, -1, -1):
+        slots = stores[c].slots(ids)
+        if slots is not None:
+            return c + 1, stores[c].arrays, _padded(slots, padded.size)
+    data = source.device_arrays if program.gather else source.read(padded)
+    return 0, (data, {}), padded
 
 
 class _ProgramSchedule:
@@ -174,18 +191,19 @@ class _ProgramSchedule:
     used, so every compilation happens during the first epoch.
     """
 
-    def __init__(self, pipeline) -> None:
+    def __init__(self, pipeline, caches: list) -> None:
         self.final = pipeline.program()
         self.first = self.final
+        self.stores = [store for store, _ in caches]
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        warmed = _WARMED.setdefault(self.final.run, set())
-        key = self.final.batches_per_call
+        warmed = _WARMED.setdefault(self.final.runs[0], set())
+        key = self.final.rows
         self._pending = None
         self._lock = threading.RLock()
-        if self.final.batches_per_call > 1 and key not in warmed:
+        if self.final.rows > pipeline.geometry.rows_for(1) and key not in warmed:
             self.first = pipeline.program(batches_per_call=1)
-            self._pending = (pipeline.source_node.source, pipeline.batch_size, warmed, key)
+            self._pending = (pipeline.source, caches, warmed, key)
 
     def stop(self) -> None:
         thread = self._thread
@@ -222,11 +240,13 @@ class _ProgramSchedule:
                 self.first = self.final
             return self.first
 
-    def _warm_up(self, source, batch_size, warmed, key) -> None:
+    def _warm_up(self, source, caches, warmed, key) -> None:
         try:
-            ids = np.zeros(self.final.batches_per_call * batch_size, np.int32)
-            inputs = source.device_arrays if self.final.gather else source.read(ids)
-            jax.block_until_ready(self.final(inputs, ids, 0))
+            program = self.final
+            ids = np.zeros(program.rows, np.int32)
+            inputs = source.device_arrays if program.gather else source.read(ids)
+            jax.block_until_ready(program(0, (inputs, {}), ids, ids, 0, 1))
+            compile_cache_programs(program, caches)
             warmed.add(key)
         except BaseException as error:  # surfaced in the consumer by current()
             self._error = error
@@ -253,16 +273,43 @@ class _IndexWindow:
         return self._ids[start - self._start : stop - self._start]
 
 
-def _batches(epoch, bounds, start, ids, parts) -> list[Batch]:
-    out = []
-    for (b_start, size), (data, states) in zip(bounds, parts, strict=False):
-        record_ids = ids[b_start - start : b_start - start + size]
-        if size < len(next(iter(data.values()))):
-            data, states = jax.tree_util.tree_map(
-                lambda v, size=size: jax.lax.slice_in_dim(v, 0, size), (data, states)
-            )
-        out.append(Batch(data, states=states, record_ids=record_ids, epoch=epoch))
+def compile_cache_programs(program, caches: list) -> None:
+    """Compile (without running) the functions starting at each cache, and the inserts."""
+    rows = program.rows
+    vector = jax.ShapeDtypeStruct((rows,), np.int32)
+    scalar = {t: jax.ShapeDtypeStruct((), t) for t in (np.uint32, np.int32)}
+    for j, (store, spec) in enumerate(caches, start=1):
+        arrays = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), store.arrays)
+        run = program.runs[j]
+        run.lower(
+            program.state_leaves, arrays, vector, vector, scalar[np.uint32], scalar[np.int32]
+        ).compile()
+        values = jax.tree_util.tree_map(
+            lambda s: jax.ShapeDtypeStruct((rows, *s.shape), s.dtype), spec
+        )
+        scatter_rows.lower(arrays, vector, values).compile()
+
+
+def _batches(epoch, bounds, start, ids, parts, batch_size) -> list[Any]:
+    out: list[Any] = []
+    for b_start, size in bounds:
+        offset = b_start - start
+        part = parts[offset // batch_size]
+        record_ids = ids[offset : offset + size]
+        if isinstance(part, Fanout):
+            out.append(tuple(_batch(p, size, record_ids, epoch) for p in part))
+        else:
+            out.append(_batch(part, size, record_ids, epoch))
     return out
+
+
+def _batch(pair, size: int, record_ids: np.ndarray, epoch: int) -> Batch:
+    data, states = pair
+    if size < len(next(iter(jax.tree_util.tree_leaves(pair)))):
+        data, states = jax.tree_util.tree_map(
+            lambda v: jax.lax.slice_in_dim(v, 0, size), (data, states)
+        )
+    return Batch(data, states=states, record_ids=record_ids, epoch=epoch)
 
 
 class _Producer:
@@ -373,7 +420,7 @@ class _Failure:
         self.error = error
 
 
-def _validate_state(state: Any, pipeline, epoch_end: int) -> tuple[int, int, int]:
+def _validate_state(state: Any, pipeline, geometry) -> tuple[int, int, int]:
     where = "PipelineIterator.set_state"
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise StateError(
@@ -407,11 +454,13 @@ def _validate_state(state: Any, pipeline, epoch_end: int) -> tuple[int, int, int
             expected="integer 'first_epoch', 'epoch' and 'position'",
             found=repr(state),
         ) from exc
-    if not (0 <= first <= epoch and 0 <= position < epoch_end):
+    epoch_end, size = geometry.epoch_end, geometry.batch_size
+    if not (0 <= first <= epoch and 0 <= position < epoch_end and position % size == 0):
         raise StateError(
             "state out of range",
             where=where,
-            expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}",
+            expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}, "
+            f"position a multiple of the batch size {size}",
             found=f"first_epoch={first}, epoch={epoch}, position={position}",
         )
     return first, epoch, position

@@ -1,10 +1,10 @@
-"""`Pipeline`: a source, a batcher and device operators, ready to iterate."""
+"""`Pipeline`: a source, host-plane nodes and a device plane, ready to iterate."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -12,15 +12,21 @@ import numpy as np
 from flax import nnx
 
 from datarax.core.errors import PipelineBuildError
+from datarax.dag.base import Fanout, Node, Sequential, TraceContext, lower_node
+from datarax.dag.cache import CacheNode
 from datarax.dag.compiler import (
     ChunkProgram,
+    DevicePlan,
     build_run_fn,
     choose_batches_per_call,
     split_fn,
 )
 from datarax.dag.executor import PipelineIterator
-from datarax.dag.nodes import BatchNode, DataSourceNode, Node, OperatorNode, Sequential
+from datarax.dag.geometry import Geometry
+from datarax.dag.host import BatchNode, DataSourceNode, PrefetchNode, ShuffleNode
+from datarax.dag.rebatch import RebatchNode
 from datarax.operators.base import Operator
+from datarax.samplers.base import Sampler
 from datarax.sources.base import DataSource
 
 
@@ -32,7 +38,7 @@ def from_source(
     seed: int = 0,
     drop_remainder: bool = False,
     num_epochs: int | None = 1,
-    sampler=None,
+    sampler: Sampler | None = None,
     prefetch: int = 2,
     batches_per_call: int | None = None,
 ) -> Pipeline:
@@ -47,8 +53,8 @@ def from_source(
         num_epochs: Epochs per ``for`` loop (``None`` = forever). Looping over the same
             pipeline again continues with the next epochs.
         sampler: A custom record order (overrides ``shuffle``).
-        prefetch: Chunks the host plane computes ahead on a background thread
-            (0 = compute in the caller's thread).
+        prefetch: Chunks the host plane computes ahead (0 = compute when asked);
+            a ``PrefetchNode`` in the chain overrides it.
         batches_per_call: Batches computed per compiled call (default: chosen from
             the batch's size so that small batches share one dispatch).
 
@@ -67,27 +73,50 @@ def from_source(
 
 
 def chain(left: Node, right: Node) -> Node:
-    """``left >> right`` as a new node: a :class:`Pipeline` when it starts at a source."""
+    """``left >> right`` as a new node: a :class:`Pipeline` once it has a source and batches."""
     if isinstance(left, Pipeline):
         return left._extended(right)
     nodes = Sequential([left, right]).nodes
-    if isinstance(nodes[0], DataSourceNode):
+    if isinstance(nodes[0], DataSourceNode) and (
+        any(isinstance(n, BatchNode) for n in nodes) or any(n.device for n in nodes)
+    ):
         return Pipeline(nodes)
     return Sequential(nodes)
 
 
-class Pipeline(Sequential):
-    """An iterable chain ``DataSourceNode >> BatchNode >> device nodes``.
+class _Step:
+    """One top-level device node with the output spec and batch size after it."""
 
-    Iterating yields :class:`~datarax.core.batch.Batch` objects. ``iter(pipeline)``
-    returns a :class:`~datarax.dag.executor.PipelineIterator` with
-    ``get_state()`` / ``set_state()``.
+    __slots__ = ("node", "spec", "batch_size")
+
+    def __init__(self, node: Node, spec: Any, batch_size: int) -> None:
+        self.node, self.spec, self.batch_size = node, spec, batch_size
+
+
+class Pipeline(Sequential):
+    """An iterable chain: a source, host-plane nodes, then device nodes.
+
+    Iterating yields :class:`~datarax.core.batch.Batch` objects (a tuple of them,
+    one per branch, when the chain ends in an unmerged ``Parallel``).
+    ``iter(pipeline)`` returns a :class:`~datarax.dag.executor.PipelineIterator`
+    with ``get_state()`` / ``set_state()``.
     """
 
-    __slots__ = ("prefetch", "batches_per_call", "output_spec", "_runtime")
+    __slots__ = (
+        "prefetch",
+        "batches_per_call",
+        "sampler",
+        "geometry",
+        "steps",
+        "output_spec",
+        "_runtime",
+    )
     prefetch: int
     batches_per_call: int | None
-    output_spec: tuple
+    sampler: Sampler
+    geometry: Geometry
+    steps: tuple[_Step, ...]
+    output_spec: Any
     _runtime: _Runtime
 
     def __init__(
@@ -96,11 +125,10 @@ class Pipeline(Sequential):
         *,
         prefetch: int = 2,
         batches_per_call: int | None = None,
-        _input_spec: tuple[dict, dict] | None = None,
-        _known: int = 0,
+        _parent: Pipeline | None = None,
     ) -> None:
         super().__init__(nodes)
-        if not isinstance(prefetch, int) or prefetch < 0:
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise PipelineBuildError(
                 "invalid prefetch depth",
                 where="Pipeline",
@@ -116,111 +144,203 @@ class Pipeline(Sequential):
                 expected="a positive int or None",
                 found=repr(batches_per_call),
             )
-        self._check_structure()
-        spec = _input_spec or (self._source_spec(), {})
-        for node in self.nodes[max(2, _known) :]:
-            spec = _infer_spec(
-                cast(OperatorNode, node), spec, self.batch_size, self.source_node.seed
-            )
+        host, device = self._split_planes()
+        prefetches = [n for n in self.nodes if isinstance(n, PrefetchNode)]
+        if prefetches:
+            prefetch = prefetches[-1].buffer_size
+        sampler = self.source_node.sampler
+        for node in host:
+            if isinstance(node, ShuffleNode):
+                sampler = node.apply(sampler)
+        batch = self.batch_node
+        stages = [(batch.batch_size, batch.drop_remainder)] + [
+            (n.target_batch_size, n.drop_remainder) for n in device if isinstance(n, RebatchNode)
+        ]
         self._init(
             prefetch=prefetch,
             batches_per_call=batches_per_call,
-            output_spec=spec,
+            sampler=sampler,
+            geometry=Geometry(len(sampler), tuple(stages)),
             _runtime=_Runtime(),
         )
+        known = _parent.steps if _parent is not None else ()
+        steps = list(known)
+        spec: Any = known[-1].spec if known else (dict(self.source.element_spec()), {})
+        size = known[-1].batch_size if known else batch.batch_size
+        for node in device[len(known) :]:
+            spec, size = self._infer(node, spec, size, steps)
+            steps.append(_Step(node, spec, size))
+        self._init(steps=tuple(steps), output_spec=spec)
 
     # -- structure -----------------------------------------------------------------
-    @property
-    def source_node(self) -> DataSourceNode:
-        """The first node: where records come from and in which order."""
-        return cast(DataSourceNode, self.nodes[0])
-
-    @property
-    def batch_node(self) -> BatchNode:
-        """The second node: how records are grouped."""
-        return cast(BatchNode, self.nodes[1])
-
-    @property
-    def batch_size(self) -> int:
-        """Records per batch."""
-        return self.batch_node.batch_size
-
-    @property
-    def operators(self) -> list[Operator]:
-        """The operators of the device plane, in order."""
-        return [cast(OperatorNode, n).operator for n in self.nodes[2:]]
-
-    def __rshift__(self, other: Node) -> Pipeline:
-        if not isinstance(other, Node):
-            return cast(Pipeline, super().__rshift__(other))  # raises the build error
-        return self._extended(other)
-
-    def _check_structure(self) -> None:
-        if len(self.nodes) < 2 or not isinstance(self.nodes[1], BatchNode):
-            found = self.nodes[1].name if len(self.nodes) > 1 else "nothing"
+    def _split_planes(self) -> tuple[list[Node], list[Node]]:
+        """Host-plane nodes before the first device node, and the device nodes."""
+        if not isinstance(self.nodes[0], DataSourceNode):
+            raise PipelineBuildError(
+                "a pipeline starts at a source",
+                where="Pipeline",
+                expected="DataSourceNode(...) first",
+                found=self.nodes[0].name,
+            )
+        host: list[Node] = []
+        device: list[Node] = []
+        for node in self.nodes[1:]:
+            if isinstance(node, PrefetchNode):
+                continue
+            if device or node.device:
+                device.append(node)
+                continue
+            if isinstance(node, BatchNode) and any(isinstance(n, BatchNode) for n in host):
+                raise PipelineBuildError(
+                    "a pipeline batches once",
+                    where=node.name,
+                    expected="RebatchNode(size) to change the batch size",
+                    found="a second BatchNode",
+                )
+            if isinstance(node, DataSourceNode):
+                raise PipelineBuildError(
+                    "a pipeline has one source",
+                    where=node.name,
+                    expected="MixedSource to read several sources",
+                    found="a second DataSourceNode",
+                )
+            host.append(node)
+        if not any(isinstance(n, BatchNode) for n in host):
+            found = device[0].name if device else "no BatchNode"
             raise PipelineBuildError(
                 "a source must be followed by a BatchNode",
                 where="Pipeline",
                 expected="DataSourceNode >> BatchNode(...)",
                 found=f"DataSourceNode >> {found}",
             )
-        for i, node in enumerate(self.nodes[2:], start=2):
-            if not isinstance(node, OperatorNode):
-                raise PipelineBuildError(
-                    "node cannot be compiled into the device plane",
-                    where=f"node {i} ({node.name})",
-                    expected="an OperatorNode",
-                    found=type(node).__name__,
-                )
-        batcher = self.batch_node.batcher
-        if batcher.epoch_end(len(self.source_node.sampler)) == 0:
-            raise PipelineBuildError(
-                "drop_remainder leaves no batch in an epoch",
-                where="BatchNode",
-                expected=f"batch_size <= {len(self.source_node.sampler)} records per epoch",
-                found=f"batch_size={batcher.batch_size}",
-            )
+        return host, device
 
-    def _source_spec(self) -> dict:
-        return dict(self.source_node.source.element_spec())
+    def _infer(self, node: Node, spec: Any, size: int, steps: list[_Step]) -> tuple[Any, int]:
+        if isinstance(node, (RebatchNode, CacheNode)):
+            if isinstance(spec, Fanout):
+                raise PipelineBuildError(
+                    "the outputs of parallel branches must be merged first",
+                    where=repr(node),
+                    expected="Merge(...) before it",
+                    found=f"{len(spec)} unmerged branch outputs",
+                )
+            if isinstance(node, RebatchNode):
+                return spec, node.target_batch_size
+            for step in steps:
+                reason = step.node.memoisable()
+                if reason is not None:
+                    raise PipelineBuildError(
+                        "a cache needs deterministic nodes before it",
+                        where=repr(node),
+                        expected="nodes whose output depends on each record alone",
+                        found=f"{step.node.name}: {reason}",
+                        hint="Place the CacheNode before random or per-batch nodes",
+                    )
+            return spec, size
+        return infer_spec(node, spec, size, self.source_node.seed), size
+
+    @property
+    def source_node(self) -> DataSourceNode:
+        """The first node: where records come from and in which order."""
+        return cast(DataSourceNode, self.nodes[0])
+
+    @property
+    def source(self) -> DataSource:
+        """The data source."""
+        return self.source_node.source
+
+    @property
+    def batch_node(self) -> BatchNode:
+        """The node grouping records into the first batches."""
+        return next(n for n in self.nodes if isinstance(n, BatchNode))
+
+    @property
+    def batch_size(self) -> int:
+        """Records per output batch (after any ``RebatchNode``)."""
+        return self.geometry.batch_size
+
+    @property
+    def device_nodes(self) -> tuple[Node, ...]:
+        """The top-level nodes of the device plane, in order."""
+        return tuple(step.node for step in self.steps)
+
+    @property
+    def operators(self) -> list[Operator]:
+        """Every operator of the device plane, depth first."""
+        return [op for node in self.device_nodes for op in node.operators()]
+
+    def __rshift__(self, other: Node) -> Pipeline:
+        if not isinstance(other, Node):
+            return cast(Pipeline, super().__rshift__(other))  # raises the build error
+        return self._extended(other)
 
     def _extended(self, node: Node) -> Pipeline:
         return Pipeline(
             (*self.nodes, node),
             prefetch=self.prefetch,
             batches_per_call=self.batches_per_call,
-            _input_spec=self.output_spec,
-            _known=len(self.nodes),
+            _parent=self,
         )
 
     def with_options(
         self, *, prefetch: int | None = None, batches_per_call: int | None = None
     ) -> Pipeline:
         """A copy of this pipeline with other executor options."""
+        nodes = self.nodes
+        if prefetch is not None:
+            nodes = tuple(n for n in nodes if not isinstance(n, PrefetchNode))
         return Pipeline(
-            self.nodes,
+            nodes,
             prefetch=self.prefetch if prefetch is None else prefetch,
             batches_per_call=batches_per_call or self.batches_per_call,
-            _input_spec=self.output_spec,
-            _known=len(self.nodes),
+            _parent=self,
         )
 
     # -- identity ------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        stream_nodes = [n for n in self.nodes if not isinstance(n, PrefetchNode)]
+        return {"type": "Pipeline", "nodes": [n.fingerprint() for n in stream_nodes]}
+
     def fingerprint_digest(self) -> str:
         """A short hash of everything that determines the stream."""
-        text = json.dumps(self.fingerprint(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(self.fingerprint())
 
     # -- execution -----------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
         return PipelineIterator(self)
 
     def record_bytes(self) -> int:
-        """Bytes of one output record (all data and state fields)."""
+        """Bytes of one output record (all data and state fields, all branches)."""
         return sum(
             int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize
             for s in jax.tree_util.tree_leaves(self.output_spec)
         )
+
+    def plan(self) -> DevicePlan:
+        """The static device plan: the segments between cache nodes."""
+        plan = self._runtime.plan
+        if plan is None:
+            segments: list[list[Node]] = [[]]
+            sizes = [self.batch_node.batch_size]
+            for step in self.steps:
+                if isinstance(step.node, CacheNode):
+                    segments.append([])
+                    sizes.append(step.batch_size)
+                else:
+                    segments[-1].append(step.node)
+            plan = DevicePlan(
+                tuple(tuple(s) for s in segments),
+                tuple(sizes),
+                tuple(self.operators),
+                self.source_node.seed,
+            )
+            self._runtime.plan = plan
+        return plan
+
+    @property
+    def cache_nodes(self) -> tuple[CacheNode, ...]:
+        """The cache nodes, in order."""
+        return tuple(n for n in self.device_nodes if isinstance(n, CacheNode))
 
     def program(self, batches_per_call: int | None = None) -> ChunkProgram:
         """The compiled chunk program for the operators' current state.
@@ -231,26 +351,86 @@ class Pipeline(Sequential):
         Args:
             batches_per_call: Batches per compiled call (default: the pipeline's choice).
         """
+        plan = self.plan()
         graphdef, state = nnx.split(tuple(self.operators))
         leaves, treedef = jax.tree_util.tree_flatten(state)
-        gather = self.source_node.source.device_arrays is not None
-        run = build_run_fn(graphdef, treedef, self.source_node.seed, gather)
-        k = batches_per_call or self.batches_per_call_default()
+        gather = self.source.device_arrays is not None
+        runs = tuple(
+            build_run_fn(plan, graphdef, treedef, j, gather or j > 0)
+            for j in range(plan.num_caches + 1)
+        )
+        rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
+        parts = rows // self.batch_size
         return ChunkProgram(
-            run=run,
-            split=split_fn(k) if k > 1 else None,
+            runs=runs,
+            split=split_fn(parts) if parts > 1 else None,
             state_leaves=tuple(leaves),
-            batches_per_call=k,
+            rows=rows,
+            batch_size=self.batch_size,
             gather=gather,
         )
 
     def batches_per_call_default(self) -> int:
-        """Batches per compiled call when iterating (see ``from_source``)."""
-        sampler = self.source_node.sampler
-        per_epoch = -(-self.batch_node.batcher.epoch_end(len(sampler)) // self.batch_size)
+        """Output batches per compiled call when iterating (see ``from_source``)."""
+        g = self.geometry
         return choose_batches_per_call(
-            self.record_bytes(), self.batch_size, per_epoch, self.batches_per_call
+            self.record_bytes(), g.batch_size, g.batches_per_epoch, self.batches_per_call
         )
+
+    def prepare_caches(self) -> list[tuple[Any, Any]]:
+        """Make every cache node's store match the current parameters.
+
+        Returns ``(store, spec)`` per cache. A store is emptied when anything before
+        its cache changed: the source, order, seed, nodes or parameter values.
+        """
+        out = []
+        for i, step in enumerate(self.steps):
+            if not isinstance(step.node, CacheNode):
+                continue
+            before = self.steps[:i]
+            spec = before[-1].spec if before else (dict(self.source.element_spec()), {})
+            ops = [op for s in before for op in s.node.operators()]
+            tag = (
+                _digest(
+                    {
+                        "source": self.source_node.fingerprint(),
+                        "nodes": [s.node.fingerprint() for s in before],
+                    }
+                ),
+                _values_digest(ops),
+            )
+            node = step.node
+            size = len(self.source)
+            node.store.prepare(tag, spec, size, node.capacity(size))
+            out.append((node.store, spec))
+        return out
+
+    # -- seeing the graph ----------------------------------------------------------
+    def describe(self, *, file=None) -> str:
+        """Print (and return) each node with its output shapes and dtypes."""
+        from datarax.dag.render import describe
+
+        text = describe(self)
+        print(text, file=file)
+        return text
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        from datarax.dag.render import to_mermaid
+
+        return to_mermaid(self)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        from datarax.dag.render import to_dot
+
+        return to_dot(self)
+
+    def plot(self, path: str) -> None:
+        """Write a PNG drawing of the graph to ``path`` (needs matplotlib: extra ``viz``)."""
+        from datarax.dag.render import plot
+
+        plot(self, path)
 
     @property
     def epoch_cursor(self) -> int:
@@ -266,21 +446,39 @@ class _Runtime:
 
     def __init__(self) -> None:
         self.epoch_cursor = 0
+        self.plan: DevicePlan | None = None
 
 
-def _infer_spec(node: OperatorNode, spec: tuple, batch_size: int, seed: int) -> tuple:
-    """Trace one operator abstractly to learn its output fields (and validate it)."""
-    op = node.operator
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _values_digest(operators: list[Operator]) -> str:
+    """A hash of the operators' parameter values."""
+    h = hashlib.blake2b(digest_size=16)
+    for leaf in jax.tree_util.tree_leaves(nnx.state(tuple(operators))):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        array = np.asarray(leaf)
+        h.update(str((array.dtype, array.shape)).encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def infer_spec(node: Node, spec: Any, batch_size: int, seed: int) -> Any:
+    """Trace ``node`` abstractly on one batch to learn its output (and validate it)."""
     batched = jax.tree_util.tree_map(
         lambda s: jax.ShapeDtypeStruct((batch_size, *s.shape), s.dtype), spec
     )
 
-    def run(data, states, ids, epoch):
-        return op.apply_batch(data, states, ids, epoch, seed)
+    def run(flow, ids, epoch):
+        ctx = TraceContext.for_rows(ids, epoch, seed, batch_size)
+        return lower_node(node, flow, ctx)
 
     out = jax.eval_shape(
         run,
-        *batched,
+        batched,
         jax.ShapeDtypeStruct((batch_size,), jnp.int32),
         jax.ShapeDtypeStruct((), jnp.uint32),
     )

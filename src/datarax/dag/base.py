@@ -1,0 +1,357 @@
+"""The node base, sequencing, operator nodes and the context nodes are lowered in.
+
+Every device-plane node *lowers*: ``node.lower(flow, ctx)`` is a pure JAX function of
+the rows flowing through it, called while the pipeline's chunk function is traced.
+A flow is either one ``(data, states)`` pair (dicts of arrays, records on axis 0)
+or a :class:`Fanout` of pairs, the outputs of a :class:`~datarax.dag.combine.Parallel`
+waiting to be merged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+
+from datarax.core.errors import PipelineBuildError
+from datarax.operators.base import Fields, Operator
+
+Pair = tuple[Fields, Fields]
+
+
+class Fanout(tuple):
+    """The outputs of parallel branches, one ``(data, states)`` pair per branch."""
+
+    __slots__ = ()
+
+
+jax.tree_util.register_pytree_node(Fanout, lambda f: (tuple(f), None), lambda _, c: Fanout(c))
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """What a node may read while it is lowered, besides its input flow.
+
+    Attributes:
+        record_ids: Source record id of every row (``int32``, shape ``(rows,)``).
+        epoch: The epoch (``uint32`` scalar).
+        seed: The pipeline seed.
+        batch_size: Records per batch at this point of the pipeline; rows are whole
+            batches of this size (``None`` inside operators, where batches are unknown).
+        valid: ``True`` for rows holding real records, ``False`` for the padding of
+            an epoch's short last chunk.
+        operators: Maps ``id(operator)`` of the pipeline's operators to the copies
+            holding the traced parameters.
+    """
+
+    record_ids: jax.Array
+    epoch: jax.Array
+    seed: int
+    batch_size: int | None
+    valid: jax.Array
+    operators: dict[int, Operator]
+
+    def operator(self, op: Operator) -> Operator:
+        """The traced copy of ``op`` (``op`` itself when built inside the trace)."""
+        return self.operators.get(id(op), op)
+
+    def with_rows(self, record_ids: jax.Array, valid: jax.Array) -> TraceContext:
+        """The same context for a subset of rows (one batch, for example)."""
+        return replace(self, record_ids=record_ids, valid=valid)
+
+    def with_batch_size(self, batch_size: int | None) -> TraceContext:
+        """The same context after the batch size changed."""
+        return replace(self, batch_size=batch_size)
+
+    @classmethod
+    def for_rows(
+        cls, record_ids: jax.Array, epoch: Any, seed: int, batch_size: int | None = None
+    ) -> TraceContext:
+        """A context over ``record_ids`` with every row valid and no operator mapping."""
+        record_ids = jnp.asarray(record_ids, jnp.int32)
+        return cls(
+            record_ids=record_ids,
+            epoch=jnp.asarray(epoch, jnp.uint32),
+            seed=int(seed),
+            batch_size=batch_size,
+            valid=jnp.ones(record_ids.shape, bool),
+            operators={},
+        )
+
+
+class Node:
+    """Base of all DAG nodes: immutable values composed with ``>>`` and ``|``.
+
+    Subclasses in the device plane implement :meth:`lower`; host-plane nodes
+    (source, batching, shuffling, prefetching) set ``device = False``.
+    """
+
+    __slots__ = ()
+
+    #: Whether the node runs inside the compiled function.
+    device: bool = True
+
+    @property
+    def name(self) -> str:
+        """The name shown in errors and descriptions."""
+        return type(self).__name__
+
+    def __rshift__(self, other: Node) -> Node:
+        if not isinstance(other, Node):
+            raise PipelineBuildError(
+                "can only chain nodes with >>",
+                where=self.name,
+                expected="a Node (e.g. OperatorNode(op))",
+                found=type(other).__name__,
+            )
+        from datarax.dag.pipeline import chain
+
+        return chain(self, other)
+
+    def __or__(self, other: Node) -> Node:
+        from datarax.dag.combine import Parallel
+
+        return Parallel([self, other])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; build a new node instead")
+
+    def _init(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            object.__setattr__(self, k, v)
+
+    # -- compilation -----------------------------------------------------------------
+    def lower(self, flow: Any, ctx: TraceContext) -> Any:
+        """The node's computation on ``flow`` (traced into the pipeline's function)."""
+        raise PipelineBuildError(
+            "node cannot be compiled into the device plane",
+            where=self.name,
+            expected="a node that implements lower(flow, ctx)",
+            found=f"{type(self).__name__} without a device computation",
+        )
+
+    def children(self) -> tuple[Node, ...]:
+        """Nested nodes (branches, paths), in order."""
+        return ()
+
+    def operators(self) -> list[Operator]:
+        """Every operator of this node and its children, depth first."""
+        out: list[Operator] = []
+        for child in self.children():
+            out.extend(child.operators())
+        return out
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every nested node, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def memoisable(self) -> str | None:
+        """``None`` when the output is a function of each record alone, else why not."""
+        for child in self.children():
+            reason = child.memoisable()
+            if reason is not None:
+                return reason
+        return None
+
+    def structure_key(self) -> Any:
+        """A hashable description of what the node computes, apart from its operators.
+
+        Two pipelines with equal keys (and equal operator graphs) share compiled code.
+        """
+        return (type(self).__name__, id(self))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines this node's output (compared when restoring state)."""
+        return {"type": self.name}
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def as_node(value: Node | Operator | None, where: str) -> Node:
+    """A node from a node, an operator (wrapped in :class:`OperatorNode`) or ``None``."""
+    if value is None:
+        return Sequential([])
+    if isinstance(value, Operator):
+        return OperatorNode(value)
+    if isinstance(value, Node):
+        return value
+    raise PipelineBuildError(
+        "not a node",
+        where=where,
+        expected="a Node, an Operator or None",
+        found=type(value).__name__,
+    )
+
+
+class OperatorNode(Node):
+    """Runs an operator on every batch, inside the pipeline's compiled function."""
+
+    __slots__ = ("operator",)
+    operator: Operator
+
+    def __init__(self, operator: Operator) -> None:
+        if not isinstance(operator, Operator):
+            raise PipelineBuildError(
+                "not an operator",
+                where="OperatorNode",
+                expected="a datarax Operator (e.g. ElementOperator)",
+                found=type(operator).__name__,
+            )
+        self._init(operator=operator)
+
+    @property
+    def name(self) -> str:
+        """``OperatorNode(<operator name>)``."""
+        return f"OperatorNode({self.operator.name})"
+
+    def lower(self, flow: Any, ctx: TraceContext) -> Pair:
+        data, states = single(flow, self.name)
+        op = ctx.operator(self.operator)
+        return op.apply_batch(data, states, ctx.record_ids, ctx.epoch, ctx.seed)
+
+    def operators(self) -> list[Operator]:
+        return [self.operator]
+
+    def memoisable(self) -> str | None:
+        return "it draws random numbers" if self.operator.stochastic else None
+
+    def structure_key(self) -> Any:
+        return ("op",)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": "OperatorNode", "operator": self.operator.fingerprint()}
+
+
+class Sequential(Node):
+    """Nodes run one after another (nested ``Sequential`` nodes are flattened).
+
+    An empty ``Sequential`` passes its input through unchanged.
+    """
+
+    __slots__ = ("nodes",)
+    nodes: tuple[Node, ...]
+
+    def __init__(self, nodes: Iterable[Node]) -> None:
+        flat: list[Node] = []
+        for node in nodes:
+            if isinstance(node, Sequential):
+                flat.extend(node.nodes)
+            elif isinstance(node, Node):
+                flat.append(node)
+            else:
+                raise PipelineBuildError(
+                    "not a node",
+                    where="Sequential",
+                    expected="Node instances",
+                    found=type(node).__name__,
+                )
+        self._init(nodes=tuple(flat))
+
+    def lower(self, flow: Any, ctx: TraceContext) -> Any:
+        return lower_chain(self.nodes, flow, ctx)
+
+    def children(self) -> tuple[Node, ...]:
+        return self.nodes
+
+    def structure_key(self) -> Any:
+        return ("seq", tuple(n.structure_key() for n in self.nodes))
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": "Sequential", "nodes": [n.fingerprint() for n in self.nodes]}
+
+    def __repr__(self) -> str:
+        if not self.nodes:
+            return "Identity"
+        return f"{type(self).__name__}({' >> '.join(repr(n) for n in self.nodes)})"
+
+
+def single(flow: Any, where: str) -> Pair:
+    """``flow`` as one ``(data, states)`` pair; a clear error for unmerged branches."""
+    if isinstance(flow, Fanout):
+        raise PipelineBuildError(
+            "the outputs of parallel branches must be merged first",
+            where=where,
+            expected="Merge(...) after a Parallel node",
+            found=f"{len(flow)} unmerged branch outputs",
+        )
+    return flow
+
+
+def lower_node(node: Node, flow: Any, ctx: TraceContext) -> Any:
+    """``node.lower`` with host-plane and untraceable nodes turned into build errors."""
+    if not node.device:
+        raise PipelineBuildError(
+            "a host-plane node cannot run inside the device plane",
+            where=node.name,
+            expected="device nodes (operators, Parallel, Merge, Branch) here",
+            found=f"{node.name} after a device node",
+            hint="Place source, batching, shuffle and prefetch nodes at the start",
+        )
+    with compiling(node):
+        return node.lower(flow, ctx)
+
+
+@contextlib.contextmanager
+def compiling(node: Node) -> Iterator[None]:
+    """Turn JAX's errors about untraceable Python code into build errors naming ``node``."""
+    try:
+        yield
+    except _UNTRACEABLE as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise PipelineBuildError(
+            "node cannot be compiled",
+            where=node.name,
+            expected="a function JAX can trace (no Python branching or NumPy calls on values)",
+            found=f"{type(exc).__name__}: {first_line}",
+        ) from exc
+
+
+_UNTRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.UnexpectedTracerError,
+)
+
+
+
+def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
+    """Lower ``nodes`` in order; adjacent operators of one fusion group run as one.
+
+    See :meth:`Operator.fusion_group`: a run of adjacent operator nodes whose
+    operators share a group is handed to ``apply_fused`` of the first.
+    """
+    i = 0
+    while i < len(nodes):
+        node = nodes[i]
+        if not isinstance(node, OperatorNode):
+            flow = lower_node(node, flow, ctx)
+            i += 1
+            continue
+        group = node.operator.fusion_group()
+        j = i + 1
+        while (
+            group is not None
+            and j < len(nodes)
+            and isinstance(nodes[j], OperatorNode)
+            and cast(OperatorNode, nodes[j]).operator.fusion_group() == group
+        ):
+            j += 1
+        ops = [ctx.operator(cast(OperatorNode, n).operator) for n in nodes[i:j]]
+        data, states = single(flow, node.name)
+        with compiling(node):
+            flow = type(ops[0]).apply_fused(
+                ops, data, states, ctx.record_ids, ctx.epoch, ctx.seed
+            )
+        i = j
+    return flow

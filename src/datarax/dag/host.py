@@ -1,0 +1,217 @@
+"""Host-plane nodes: where records come from, their order, batching and prefetching.
+
+These nodes run before the compiled function: they decide which records enter each
+chunk and how far ahead the host works. They sit at the start of a pipeline
+(``PrefetchNode`` may be placed anywhere at its top level).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datarax.batching.default import DefaultBatcher, DefaultBatcherConfig
+from datarax.core.errors import PipelineBuildError
+from datarax.dag.base import Node
+from datarax.samplers.base import Sampler
+from datarax.samplers.sequential import SequentialSampler, SequentialSamplerConfig
+from datarax.samplers.shuffle import ShuffleSampler, ShuffleSamplerConfig
+from datarax.samplers.window import WindowShuffleConfig, WindowShuffleSampler
+from datarax.sources.base import DataSource
+
+
+class DataSourceNode(Node):
+    """Reads records from a source in the order a sampler gives, epoch after epoch.
+
+    Args:
+        source: The data source.
+        sampler: Record order (default: sequential, or shuffled when ``shuffle``).
+        shuffle: Use a fresh permutation each epoch (ignored when ``sampler`` is given).
+        seed: Pipeline seed: shuffle order and operator keys derive from it.
+        num_epochs: Epochs per iteration (``None`` = forever).
+    """
+
+    __slots__ = ("source", "sampler", "seed", "num_epochs")
+    device = False
+    source: DataSource
+    sampler: Sampler
+    seed: int
+    num_epochs: int | None
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        sampler: Sampler | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_epochs: int | None = 1,
+    ) -> None:
+        if not isinstance(source, DataSource):
+            raise PipelineBuildError(
+                "not a data source",
+                where="DataSourceNode",
+                expected="a datarax DataSource (e.g. MemorySource)",
+                found=type(source).__name__,
+            )
+        if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs <= 0):
+            raise PipelineBuildError(
+                "invalid number of epochs",
+                where="DataSourceNode",
+                expected="a positive int or None",
+                found=repr(num_epochs),
+            )
+        if sampler is None:
+            sampler = (
+                ShuffleSampler(ShuffleSamplerConfig(num_records=len(source), seed=seed))
+                if shuffle
+                else SequentialSampler(SequentialSamplerConfig(num_records=len(source)))
+            )
+        self._init(source=source, sampler=sampler, seed=int(seed), num_epochs=num_epochs)
+
+    def __repr__(self) -> str:
+        order = type(self.sampler).__name__.removesuffix("Sampler")
+        return f"{self.source.name}[{len(self.source)}, {order.lower()}, seed={self.seed}]"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "type": self.name,
+            "source": self.source.fingerprint(),
+            "sampler": self.sampler.fingerprint(),
+            "seed": self.seed,
+            "num_epochs": self.num_epochs,
+        }
+
+
+class BatchNode(Node):
+    """Groups records into batches.
+
+    Args:
+        batch_size: Records per batch (or give ``batcher``).
+        drop_remainder: Drop each epoch's short last batch.
+        batcher: A configured batcher instead of the two arguments above.
+    """
+
+    __slots__ = ("batcher",)
+    device = False
+    batcher: DefaultBatcher
+
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        *,
+        drop_remainder: bool = False,
+        batcher: DefaultBatcher | None = None,
+    ) -> None:
+        if batcher is None:
+            if batch_size is None:
+                raise PipelineBuildError(
+                    "no batch size",
+                    where="BatchNode",
+                    expected="batch_size=int or batcher=DefaultBatcher",
+                    found="neither",
+                )
+            batcher = DefaultBatcher(
+                DefaultBatcherConfig(batch_size=batch_size, drop_remainder=drop_remainder)
+            )
+        self._init(batcher=batcher)
+
+    @property
+    def batch_size(self) -> int:
+        """Records per batch."""
+        return self.batcher.batch_size
+
+    @property
+    def drop_remainder(self) -> bool:
+        """Whether each epoch's short last batch is dropped."""
+        return bool(self.batcher.config.drop_remainder)
+
+    def __repr__(self) -> str:
+        drop = ", drop_remainder" if self.drop_remainder else ""
+        return f"Batch({self.batch_size}{drop})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": self.name, **self.batcher.config.to_dict()}
+
+
+class ShuffleNode(Node):
+    """Shuffles records within windows of ``buffer_size`` consecutive positions.
+
+    Made for sources read in order, where a global permutation is out of reach: only
+    one window needs to be read to emit it. The order is deterministic for a seed,
+    differs every epoch (window boundaries move too) and resumes exactly from a
+    position (see :class:`~datarax.samplers.window.WindowShuffleSampler`). Place it
+    before the first device node; ``from_source(...) >> ShuffleNode(...)`` shuffles
+    records before they are grouped into batches.
+
+    Args:
+        buffer_size: Positions per window (larger mixes more).
+        seed: Seed of the window permutations.
+
+    Example:
+        >>> import numpy as np
+        >>> from datarax import from_source
+        >>> from datarax.sources import MemorySource, MemorySourceConfig
+        >>> src = MemorySource(MemorySourceConfig(), data={"x": np.arange(8)})
+        >>> batches = from_source(src, 8) >> ShuffleNode(4, seed=3)
+        >>> sorted(next(iter(batches))["x"].tolist())
+        [0, 1, 2, 3, 4, 5, 6, 7]
+    """
+
+    __slots__ = ("config",)
+    device = False
+    config: WindowShuffleConfig
+
+    def __init__(self, buffer_size: int, seed: int = 0) -> None:
+        self._init(config=WindowShuffleConfig(buffer_size=buffer_size, seed=seed))
+
+    @property
+    def buffer_size(self) -> int:
+        """Positions per window."""
+        return self.config.buffer_size
+
+    def apply(self, sampler: Sampler) -> Sampler:
+        """``sampler``'s order shuffled within windows."""
+        return WindowShuffleSampler(self.config, base=sampler)
+
+    def __repr__(self) -> str:
+        return f"Shuffle(buffer={self.buffer_size}, seed={self.config.seed})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": self.name, **self.config.to_dict()}
+
+
+class PrefetchNode(Node):
+    """How many chunks the host plane prepares ahead of the consumer.
+
+    Prefetched chunks are already dispatched to the device, so the next batch is
+    on its way to (or already on) the device when the current one is handed out.
+    The depth never changes the stream, so it is not part of the pipeline's
+    fingerprint: a state saved with one depth restores with another.
+
+    Args:
+        buffer_size: Chunks prepared ahead (``0``: computed when asked for).
+
+    Example:
+        >>> PrefetchNode(4)
+        Prefetch(4)
+    """
+
+    __slots__ = ("buffer_size",)
+    device = False
+    buffer_size: int
+
+    def __init__(self, buffer_size: int = 2) -> None:
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
+            raise PipelineBuildError(
+                "invalid prefetch depth",
+                where="PrefetchNode",
+                expected="an int >= 0",
+                found=repr(buffer_size),
+            )
+        self._init(buffer_size=buffer_size)
+
+    def __repr__(self) -> str:
+        return f"Prefetch({self.buffer_size})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": self.name}
