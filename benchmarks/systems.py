@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks.workloads import Workload
+from benchmarks.workloads import DEPTHS, Workload, depth_step
 from datarax import from_source
-from datarax.dag.nodes import OperatorNode
+from datarax.dag.nodes import Branch, Merge, OperatorNode
 from datarax.operators import ElementOperator, ElementOperatorConfig
 from datarax.operators.image import (
     Normalize,
@@ -76,6 +76,10 @@ def jax_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
 
 def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
     """datarax as its users would write it: built-in operators where datarax has them."""
+    if w.name in DEPTHS:
+        return datarax_depth_chain(w, data, DEPTHS[w.name])
+    if w.name == "DAG":
+        return datarax_advanced_dag(w, data)
     if w.name not in ("W1", "W1s", "W2"):
         return datarax_function(w, data, stats)
     source = MemorySource(MemorySourceConfig(), data=data)
@@ -90,6 +94,61 @@ def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePas
     else:
         pipeline = pipeline >> OperatorNode(Normalize(NormalizeConfig(std=255.0)))
     pipeline = pipeline >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
+    return lambda: iter(pipeline)
+
+
+def datarax_depth_chain(w: Workload, data: dict[str, np.ndarray], depth: int) -> MakePass:
+    """A chain of ``depth`` element operators, one per step of the workload."""
+
+    def step(i):
+        return lambda e: e.update_data({"score": depth_step(i, e.data["score"])})
+
+    source = MemorySource(MemorySourceConfig(), data=data)
+    pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+    for i in range(depth):
+        op = ElementOperator(ElementOperatorConfig(), fn=step(i), name=f"step{i}")
+        pipeline = pipeline >> OperatorNode(op)
+    return lambda: iter(pipeline)
+
+
+def datarax_advanced_dag(w: Workload, data: dict[str, np.ndarray]) -> MakePass:
+    """The README's Advanced DAG with the Quick Start's operators, as written there."""
+
+    def normalize(element, key=None):
+        return element.update_data({"image": element.data["image"] / 255.0})
+
+    def augment(element, key):
+        key1, _ = jax.random.split(key)
+        flip = jax.random.bernoulli(key1, 0.5)
+        new_image = jax.lax.cond(
+            flip, lambda img: jnp.flip(img, axis=1), lambda img: img, element.data["image"]
+        )
+        return element.update_data({"image": new_image})
+
+    def invert(element, key=None):
+        return element.update_data({"image": 1.0 - element.data["image"]})
+
+    def is_high_contrast(element):
+        return jnp.var(element.data["image"]) > 0.1
+
+    normalizer = ElementOperator(ElementOperatorConfig(stochastic=False), fn=normalize)
+    augmenter = ElementOperator(
+        ElementOperatorConfig(stochastic=True, stream_name="augmentations"),
+        fn=augment,
+        rngs=nnx.Rngs(42),
+    )
+    inverter = ElementOperator(ElementOperatorConfig(stochastic=False), fn=invert)
+    source = MemorySource(MemorySourceConfig(), data=data)
+    pipeline = (
+        from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+        >> (OperatorNode(normalizer) | OperatorNode(inverter))
+        >> Merge("mean")
+        >> Branch(
+            condition=is_high_contrast,
+            true_path=OperatorNode(augmenter),
+            false_path=OperatorNode(normalizer),
+        )
+    )
     return lambda: iter(pipeline)
 
 

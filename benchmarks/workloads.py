@@ -129,12 +129,78 @@ def _w3_numpy(batch, _rng, stats):
     return {**batch, "x": (batch["x"] - mean) / std}
 
 
+def _depth_data() -> dict[str, np.ndarray]:
+    data = _w1_data()
+    data["score"] = np.zeros(len(data["label"]), np.float32)
+    return data
+
+
+def depth_step(i: int, score):
+    """Operator ``i`` of the depth chains: a little arithmetic on a per-record score.
+
+    Cheap, but not removable: the output depends on every operator of the chain.
+    """
+    return score * np.float32(0.999) + np.float32(i % 7)
+
+
+def _depth(n: int):
+    def record(_stats):
+        def fn(record, key=None):
+            score = record["score"]
+            for i in range(n):
+                score = depth_step(i, score)
+            return {**record, "score": score}
+
+        return fn
+
+    def numpy_fn(batch, _rng, _stats):
+        score = batch["score"]
+        for i in range(n):
+            score = depth_step(i, score)
+        return {**batch, "score": score}
+
+    return record, numpy_fn
+
+
+def _dag_record(_stats):
+    """The README's Advanced DAG per record: mean of normalised and inverted, then a branch."""
+
+    def fn(record, key):
+        x = record["image"]
+        mean = (x / 255.0 + (1.0 - x)) / 2.0
+        flip = jax.random.bernoulli(jax.random.split(key)[0], 0.5)
+        augmented = jnp.where(flip, jnp.flip(mean, axis=1), mean)
+        return {**record, "image": jnp.where(jnp.var(mean) > 0.1, augmented, mean / 255.0)}
+
+    return fn
+
+
+def _dag_numpy(batch, rng, _stats):
+    x = batch["image"]
+    mean = (x * np.float32(1 / 255) + (1 - x)) * np.float32(0.5)
+    high = mean.reshape(len(mean), -1).var(axis=1) > 0.1
+    flip = (rng.random(len(x)) < 0.5) & high
+    mean[~high] *= np.float32(1 / 255)
+    mean[flip] = mean[flip, :, ::-1]
+    return {**batch, "image": mean}
+
+
 WORKLOADS: dict[str, Workload] = {
     "W1": Workload("W1", _w1_data, 32, 10, False, _w1_record, _w1_numpy),
     "W1s": Workload("W1s", _w1_data, 32, 10, True, _w1_record, _w1_numpy),
     "W2": Workload("W2", _w2_data, 256, 1, True, _w2_record, _w2_numpy),
     "W3": Workload("W3", _w3_data, 1024, 1, True, _w3_record, _w3_numpy, stochastic=False),
+    # Operator depth: W1's data and batches, a chain of 1, 10 or 100 small operators.
+    **{
+        f"D{n}": Workload(f"D{n}", _depth_data, 32, 10, False, *_depth(n), stochastic=False)
+        for n in (1, 10, 100)
+    },
+    # The README's Advanced DAG over W1's data and batches.
+    "DAG": Workload("DAG", _w1_data, 32, 10, False, _dag_record, _dag_numpy),
 }
+
+#: Operators per chain of the depth workloads.
+DEPTHS = {"D1": 1, "D10": 10, "D100": 100}
 
 
 def stats_for(workload: Workload, data: dict[str, np.ndarray]):

@@ -27,3 +27,35 @@ def test_systems_agree_on_the_deterministic_part_of_w2():
     assert image.shape == (256, 32, 32, 3) and image.dtype == np.float32
     # Normalised pixels have zero mean and unit spread over the dataset (padding aside).
     assert abs(float(image.mean())) < 0.1 and 0.7 < float(image.std()) < 1.1
+
+
+@pytest.mark.parametrize("workload", ["D1", "D100", "DAG"])
+def test_dag_workloads_run_a_full_pass(workload):
+    result = measure(workload, "datarax", repetitions=1)
+    assert result["elements_per_pass"] == 10_000
+
+
+def test_the_depth_chain_equals_its_numpy_reference():
+    w = WORKLOADS["D100"]
+    data = {k: v[:64] for k, v in w.make_data().items()}
+    data["score"] = np.linspace(-1, 1, 64, dtype=np.float32)
+    ours = next(iter(SYSTEMS["datarax"](w, data, None)()))
+    ref = next(iter(SYSTEMS["numpy"](w, {k: v[:32] for k, v in data.items()}, None)()))
+    np.testing.assert_allclose(ours["score"], ref["score"], rtol=1e-5)
+
+
+def test_the_advanced_dag_workload_matches_its_references_up_to_the_flips():
+    w = WORKLOADS["DAG"]
+    data = {k: v[:32] for k, v in w.make_data().items()}
+    x = data["image"]
+    mean = (x / np.float32(255) + (1 - x)) / np.float32(2)
+    for system in ("datarax", "jax", "numpy"):
+        image = np.asarray(next(iter(SYSTEMS[system](w, dict(data), None)()))["image"])
+        flipped = np.array(
+            [np.allclose(img, m[:, ::-1], rtol=1e-5) for img, m in zip(image, mean, strict=True)]
+        )
+        plain = np.array(
+            [np.allclose(img, m, rtol=1e-5) for img, m in zip(image, mean, strict=True)]
+        )
+        assert (flipped | plain).all(), system
+        assert 0 < flipped.sum() < 32, system

@@ -70,3 +70,76 @@ def test_quickstart_same_seeds_give_the_same_stream(quickstart):
     assert len(first) == 32
     for x, y in zip(first, second, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def advanced():
+    return runpy.run_path(str(EXAMPLES / "advanced_dag.py"), run_name="__main__")
+
+
+def advanced_reference(namespace, images, record_ids, epoch, seed=0):
+    """The Advanced DAG written by hand with NumPy; flips from the pipeline's record keys."""
+    import jax
+    import jax.numpy as jnp
+
+    x = images[record_ids].astype(np.float32)
+    normalised = x / np.float32(255.0)
+    inverted = np.float32(1.0) - x
+    mean = (normalised + inverted) / np.float32(2.0)
+    high = mean.reshape(len(mean), -1).var(axis=1) > 0.1
+    keys = namespace["augmenter"].keys_for(jnp.asarray(record_ids), jnp.uint32(epoch), seed)
+    draw = jax.vmap(lambda k: jax.random.bernoulli(jax.random.split(k)[0], 0.5))
+    flips = np.asarray(draw(keys))
+    augmented = np.where(flips[:, None, None, None], mean[:, :, ::-1], mean)
+    expected = np.where(high[:, None, None, None], augmented, mean / np.float32(255.0))
+    return expected, high, flips
+
+
+def check_advanced(namespace, pipeline, images, epochs):
+    seen_high, seen_flip, records = [], [], 0
+    for _ in range(epochs):
+        for batch in pipeline:
+            ids = batch.record_ids
+            expected, high, flips = advanced_reference(namespace, images, ids, batch.epoch)
+            np.testing.assert_allclose(batch["image"], expected, rtol=1e-6, atol=1e-5)
+            np.testing.assert_array_equal(batch["label"], namespace["data"]["label"][ids])
+            seen_high.append(high)
+            seen_flip.append(flips[high])
+            records += len(ids)
+    return np.concatenate(seen_high), np.concatenate(seen_flip), records
+
+
+def test_advanced_dag_prints_three_batches(capsys):
+    runpy.run_path(str(EXAMPLES / "advanced_dag.py"), run_name="__main__")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[:3] == [f"Batch {i}: images (32, 28, 28, 1), labels (32,)" for i in range(3)]
+    assert any("Merge(mean)" in line for line in lines[3:])
+
+
+def test_advanced_dag_equals_the_numpy_reference_on_every_record(advanced):
+    high, flipped, records = check_advanced(
+        advanced, advanced["complex_pipeline"], advanced["data"]["image"], epochs=2
+    )
+    assert records == 2000  # two whole epochs after the example's own three batches
+    assert high.all()  # random images in [0, 255) always have high contrast here
+    assert 0.4 < flipped.mean() < 0.6  # the augmenter really ran
+
+
+def test_advanced_dag_takes_both_paths_on_low_and_high_contrast_records(advanced):
+    """The same nodes over data where half the images are flat: the false path runs too."""
+    from datarax.dag.nodes import BatchNode, DataSourceNode
+    from datarax.sources import MemorySource, MemorySourceConfig
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (96, 28, 28, 1)).astype(np.float32)
+    images[::2] = rng.integers(0, 255, (48, 1, 1, 1)).astype(np.float32)  # flat images
+    labels = np.arange(96, dtype=np.int32)
+    source = MemorySource(MemorySourceConfig(), data={"image": images, "label": labels})
+    pipeline = DataSourceNode(source, shuffle=True, seed=0) >> BatchNode(32)
+    for node in advanced["complex_pipeline"].device_nodes:
+        pipeline = pipeline >> node
+    namespace = {**advanced, "data": {"image": images, "label": labels}}
+    high, flipped, records = check_advanced(namespace, pipeline, images, epochs=1)
+    assert records == 96
+    assert high.sum() == 48  # exactly the textured images took the true path
+    assert 0 < flipped.sum() < 48
