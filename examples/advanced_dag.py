@@ -52,7 +52,8 @@ pipeline = (
     >> OperatorNode(augmenter)
 )
 
-from datarax.dag.nodes import OperatorNode, Merge, Branch
+from datarax.dag.nodes import Branch, Merge, OperatorNode
+
 
 # Define additional operators
 def invert(element: Element, key=None) -> Element:

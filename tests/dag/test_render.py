@@ -77,7 +77,11 @@ def test_describe_lists_every_node_with_its_output(pipeline):
 def test_graph_fans_out_and_joins(pipeline):
     graph = build_graph(pipeline)
     labels = [v.label for v in graph.vertices]
-    assert labels[:3] == ["MemorySource[20, sequential, seed=0]", "Batch(4)", "Shuffle(buffer=8, seed=1)"]
+    assert labels[:3] == [
+        "MemorySource[20, sequential, seed=0]",
+        "Batch(4)",
+        "Shuffle(buffer=8, seed=1)",
+    ]
     by_label = {v.label: v.id for v in graph.vertices}
     merge = by_label["Merge(concat, axis=-1)"]
     assert sorted(lab for _, b, lab in graph.edges if b == merge) == ["", ""]

@@ -10,7 +10,6 @@ waiting to be merged.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -139,11 +138,11 @@ class Node:
         """Nested nodes (branches, paths), in order."""
         return ()
 
-    def operators(self) -> list[Operator]:
+    def collect_operators(self) -> list[Operator]:
         """Every operator of this node and its children, depth first."""
         out: list[Operator] = []
         for child in self.children():
-            out.extend(child.operators())
+            out.extend(child.collect_operators())
         return out
 
     def walk(self) -> Iterator[Node]:
@@ -157,7 +156,7 @@ class Node:
         for child in self.children():
             reason = child.memoisable()
             if reason is not None:
-                return reason
+                return reason if isinstance(child, Sequential) else f"{child.name}: {reason}"
         return None
 
     def structure_key(self) -> Any:
@@ -217,7 +216,7 @@ class OperatorNode(Node):
         op = ctx.operator(self.operator)
         return op.apply_batch(data, states, ctx.record_ids, ctx.epoch, ctx.seed)
 
-    def operators(self) -> list[Operator]:
+    def collect_operators(self) -> list[Operator]:
         return [self.operator]
 
     def memoisable(self) -> str | None:
@@ -324,7 +323,6 @@ _UNTRACEABLE = (
 )
 
 
-
 def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
     """Lower ``nodes`` in order; adjacent operators of one fusion group run as one.
 
@@ -350,8 +348,6 @@ def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
         ops = [ctx.operator(cast(OperatorNode, n).operator) for n in nodes[i:j]]
         data, states = single(flow, node.name)
         with compiling(node):
-            flow = type(ops[0]).apply_fused(
-                ops, data, states, ctx.record_ids, ctx.epoch, ctx.seed
-            )
+            flow = type(ops[0]).apply_fused(ops, data, states, ctx.record_ids, ctx.epoch, ctx.seed)
         i = j
     return flow

@@ -4,7 +4,8 @@
 branch, which a following :class:`Merge` combines field by field:
 
 - reductions ``"mean"``, ``"sum"``, ``"max"``, ``"min"`` and ``"weighted"``
-  (``sum(w_i * branch_i)``) keep shapes and dtypes;
+  (``sum(w_i * branch_i)``) keep shapes and dtypes (integer fields are averaged or
+  weighted in float32 and rounded to the nearest integer);
 - ``"concat"`` joins along a record axis (``axis``, default ``-1``);
 - ``"stack"`` adds a record axis (``axis``, default ``0``) of one entry per branch.
 
@@ -85,7 +86,7 @@ class Parallel(Node):
 
 
 def _is_pipeline(node: Node) -> bool:
-    nodes = getattr(node, "nodes", ())
+    nodes: tuple[Node, ...] = getattr(node, "nodes", ())
     return bool(nodes) and not nodes[0].device
 
 
@@ -273,17 +274,21 @@ def _check_alike(merge: Merge, values: list, where: str, combined: bool) -> None
 
 def _combine(merge: Merge, values: list, weights: Any) -> jax.Array:
     strategy = merge.strategy
+    dtype = values[0].dtype
+    if strategy in ("mean", "weighted") and not jnp.issubdtype(dtype, jnp.inexact):
+        # Integer and boolean fields: combined in float32, rounded back to the dtype.
+        as_float = [v.astype(jnp.float32) for v in values]
+        return jnp.round(_combine(merge, as_float, weights)).astype(dtype)
     if strategy in ("mean", "sum"):
         total = values[0]
         for v in values[1:]:
             total = total + v
-        return total / np.asarray(len(values), total.dtype) if strategy == "mean" else total
+        return total / np.asarray(len(values), dtype) if strategy == "mean" else total
     if strategy == "max":
         return _fold(jnp.maximum, values)
     if strategy == "min":
         return _fold(jnp.minimum, values)
     if strategy == "weighted":
-        dtype = values[0].dtype
         total = values[0] * jnp.asarray(weights[0], dtype)
         for v, w in zip(values[1:], weights[1:], strict=True):
             total = total + v * jnp.asarray(w, dtype)

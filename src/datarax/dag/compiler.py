@@ -119,7 +119,12 @@ class ChunkProgram:
         return self.rows // self.batch_size
 
     def __call__(
-        self, start: int, inputs: Any, index: np.ndarray, record_ids: np.ndarray, epoch: int,
+        self,
+        start: int,
+        inputs: Any,
+        index: np.ndarray,
+        record_ids: np.ndarray,
+        epoch: int,
         valid_rows: int,
     ) -> tuple[list[Any], tuple]:
         """Dispatch one chunk; returns (one output per batch, values at later caches)."""

@@ -198,12 +198,21 @@ class _ProgramSchedule:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         warmed = _WARMED.setdefault(self.final.runs[0], set())
-        key = self.final.rows
         self._pending = None
         self._lock = threading.RLock()
-        if self.final.rows > pipeline.geometry.rows_for(1) and key not in warmed:
+        keys = []
+        if self.final.rows > pipeline.geometry.rows_for(1) and self.final.rows not in warmed:
             self.first = pipeline.program(batches_per_call=1)
-            self._pending = (pipeline.source, caches, warmed, key)
+            keys.append(self.final.rows)
+        shapes = tuple(
+            (leaf.shape, str(leaf.dtype))
+            for store in self.stores
+            for leaf in jax.tree_util.tree_leaves(store.arrays)
+        )
+        if caches and ("caches", self.final.rows, shapes) not in warmed:
+            keys.append(("caches", self.final.rows, shapes))
+        if keys:
+            self._pending = (pipeline.source, caches, warmed, keys)
 
     def stop(self) -> None:
         thread = self._thread
@@ -240,14 +249,17 @@ class _ProgramSchedule:
                 self.first = self.final
             return self.first
 
-    def _warm_up(self, source, caches, warmed, key) -> None:
+    def _warm_up(self, source, caches, warmed, keys) -> None:
         try:
             program = self.final
-            ids = np.zeros(program.rows, np.int32)
-            inputs = source.device_arrays if program.gather else source.read(ids)
-            jax.block_until_ready(program(0, (inputs, {}), ids, ids, 0, 1))
-            compile_cache_programs(program, caches)
-            warmed.add(key)
+            for key in keys:
+                if isinstance(key, tuple):  # the functions starting at each cache
+                    compile_cache_programs(program, caches)
+                else:  # the full chunk program: run once, so its cut into batches compiles too
+                    ids = np.zeros(program.rows, np.int32)
+                    inputs = source.device_arrays if program.gather else source.read(ids)
+                    jax.block_until_ready(program(0, (inputs, {}), ids, ids, 0, 1))
+                warmed.add(key)
         except BaseException as error:  # surfaced in the consumer by current()
             self._error = error
 
@@ -279,7 +291,9 @@ def compile_cache_programs(program, caches: list) -> None:
     vector = jax.ShapeDtypeStruct((rows,), np.int32)
     scalar = {t: jax.ShapeDtypeStruct((), t) for t in (np.uint32, np.int32)}
     for j, (store, spec) in enumerate(caches, start=1):
-        arrays = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), store.arrays)
+        arrays = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), store.arrays
+        )
         run = program.runs[j]
         run.lower(
             program.state_leaves, arrays, vector, vector, scalar[np.uint32], scalar[np.int32]

@@ -267,7 +267,7 @@ class Pipeline(Sequential):
     @property
     def operators(self) -> list[Operator]:
         """Every operator of the device plane, depth first."""
-        return [op for node in self.device_nodes for op in node.operators()]
+        return [op for node in self.device_nodes for op in node.collect_operators()]
 
     def __rshift__(self, other: Node) -> Pipeline:
         if not isinstance(other, Node):
@@ -389,7 +389,7 @@ class Pipeline(Sequential):
                 continue
             before = self.steps[:i]
             spec = before[-1].spec if before else (dict(self.source.element_spec()), {})
-            ops = [op for s in before for op in s.node.operators()]
+            ops = [op for s in before for op in s.node.collect_operators()]
             tag = (
                 _digest(
                     {
@@ -398,6 +398,9 @@ class Pipeline(Sequential):
                     }
                 ),
                 _values_digest(ops),
+                # Static attributes (functions, closures, plain Python values) live in
+                # the graph definition; it compares by value within the process.
+                nnx.graphdef(tuple(ops)),
             )
             node = step.node
             size = len(self.source)

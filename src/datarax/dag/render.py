@@ -104,7 +104,7 @@ def describe(pipeline) -> str:
 
     seed = pipeline.source_node.seed
     lines = [f"Pipeline {pipeline.fingerprint_digest()}"]
-    source_spec = (dict(pipeline.source.element_spec()), {})
+    source_spec: tuple[dict, dict] = (dict(pipeline.source.element_spec()), {})
     lines.append(_line(0, repr(pipeline.source_node), source_spec))
     size = pipeline.batch_node.batch_size
     for node in pipeline.nodes[1:]:

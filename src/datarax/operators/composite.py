@@ -150,10 +150,8 @@ class CompositeOperator(Operator):
         self.stochastic = any(op.stochastic for op in ops)
         if config.strategy == "merging":
             weights = config.weights or tuple(1.0 / len(ops) for _ in ops)
-            if config.learnable_weights:
-                self.weights = nnx.Param(jnp.asarray(weights, jnp.float32))
-            else:
-                self.weights = nnx.data(jnp.asarray(weights, jnp.float32))
+            kind = nnx.Param if config.learnable_weights else nnx.Variable
+            self.weights: nnx.Variable = kind(jnp.asarray(weights, jnp.float32))
 
     def graph(self):
         """The DAG node this composite runs (built from its current operators)."""
