@@ -351,3 +351,37 @@ def test_a_pipeline_reads_as_its_chain():
         "Pipeline(MemorySource[100, shuffle, seed=0] >> Batch(8) >> "
         "OperatorNode(ElementOperator(normalize)) >> OperatorNode(ElementOperator(flip)))"
     )
+
+
+def test_operator_changes_reach_the_next_iterator_and_only_then():
+    class Affine(ElementOperator):
+        def __init__(self):
+            super().__init__(ElementOperatorConfig())
+            self.scale = nnx.Param(jnp.float32(2.0))
+            self.shift = 0.0  # a plain attribute: part of the compiled graph
+            self.inner = nnx.Dict({"bias": nnx.Param(jnp.float32(0.0))})
+
+        def transform(self, element, key):
+            x = element.data["x"] * self.scale[...] + self.shift + self.inner["bias"][...]
+            return element.update_data({"x": x})
+
+    op = Affine()
+    source = MemorySource(MemorySourceConfig(), data={"x": np.arange(4, dtype=np.float32)})
+    pipeline = from_source(source, 4, num_epochs=None) >> OperatorNode(op)
+
+    def first():
+        return np.asarray(next(iter(pipeline))["x"]).tolist()
+
+    assert first() == [0, 2, 4, 6]
+    running = iter(pipeline)
+    assert np.asarray(next(running)["x"]).tolist() == [0, 2, 4, 6]
+    op.scale[...] = jnp.float32(3.0)  # in place
+    assert first() == [0, 3, 6, 9]
+    nnx.update(op, nnx.State({"scale": nnx.Param(jnp.float32(1.0))}))
+    assert first() == [0, 1, 2, 3]
+    op.shift = 10.0  # a static attribute reassigned
+    assert first() == [10, 11, 12, 13]
+    op.inner["bias"] = nnx.Param(jnp.float32(100.0))  # a nested module's variable replaced
+    assert first() == [110, 111, 112, 113]
+    # A running iterator keeps the parameters it started with.
+    assert np.asarray(next(running)["x"]).tolist() == [0, 2, 4, 6]

@@ -102,6 +102,45 @@ def _lower_segment(nodes, flow, ctx: TraceContext):
     return flow, ctx
 
 
+def module_parts(node: Any, out: list | None = None) -> list:
+    """Every object reachable through the attributes of NNX modules in ``node``.
+
+    Variables are leaves (their values are read through them); anything else that
+    is not a module is recorded as an object. Two calls return the same objects
+    (compared with ``is``) unless an attribute was reassigned somewhere in the
+    graph: a cheap way to know that a previous ``nnx.split`` still describes it.
+    """
+    out = [] if out is None else out
+    kind = _KINDS.get(type(node))
+    if kind is None:
+        if isinstance(node, nnx.Variable):
+            kind = "leaf"
+        elif isinstance(node, nnx.Pytree):
+            kind = "module"
+        else:
+            kind = "sequence" if isinstance(node, (list, tuple)) else "leaf"
+        _KINDS[type(node)] = kind
+    out.append(node)
+    if kind == "module":
+        for key, value in vars(node).items():
+            out.append(key)
+            module_parts(value, out)
+    elif kind == "sequence":
+        out.append(len(node))
+        for value in node:
+            module_parts(value, out)
+    return out
+
+
+#: How :func:`module_parts` treats each type (isinstance on NNX types is slow).
+_KINDS: dict[type, str] = {}
+
+
+def same_parts(a: list, b: list) -> bool:
+    """Whether two :func:`module_parts` lists hold the same objects."""
+    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+
+
 @dataclass(frozen=True)
 class ChunkProgram:
     """The compiled functions for one chunk size, and the operator state they run with."""

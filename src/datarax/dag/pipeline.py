@@ -19,6 +19,8 @@ from datarax.dag.compiler import (
     DevicePlan,
     build_run_fn,
     choose_batches_per_call,
+    module_parts,
+    same_parts,
     split_fn,
 )
 from datarax.dag.executor import PipelineIterator
@@ -351,14 +353,9 @@ class Pipeline(Sequential):
         Args:
             batches_per_call: Batches per compiled call (default: the pipeline's choice).
         """
-        plan = self.plan()
-        graphdef, state = nnx.split(tuple(self.operators))
-        leaves, treedef = jax.tree_util.tree_flatten(state)
+        state, runs = self._compiled()
+        leaves = jax.tree_util.tree_leaves(state)
         gather = self.source.device_arrays is not None
-        runs = tuple(
-            build_run_fn(plan, graphdef, treedef, j, gather or j > 0)
-            for j in range(plan.num_caches + 1)
-        )
         rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
         parts = rows // self.batch_size
         return ChunkProgram(
@@ -369,6 +366,30 @@ class Pipeline(Sequential):
             batch_size=self.batch_size,
             gather=gather,
         )
+
+    def _compiled(self) -> tuple[Any, tuple]:
+        """The operators' state and the chunk functions, reused while nothing was reassigned.
+
+        The state from ``nnx.split`` holds the operators' own ``Variable`` objects,
+        so flattening it reads their current values: a parameter changed in place or
+        with ``nnx.update`` is seen without splitting again. Reassigning any
+        attribute of an operator (or of a module inside one) splits again.
+        """
+        ops = tuple(self.operators)
+        parts = module_parts(ops)
+        cached = self._runtime.compiled
+        if cached is None or not same_parts(cached[0], parts):
+            plan = self.plan()
+            graphdef, state = nnx.split(ops)
+            treedef = jax.tree_util.tree_structure(state)
+            gather = self.source.device_arrays is not None
+            runs = tuple(
+                build_run_fn(plan, graphdef, treedef, j, gather or j > 0)
+                for j in range(plan.num_caches + 1)
+            )
+            cached = (parts, state, runs)
+            self._runtime.compiled = cached
+        return cached[1], cached[2]
 
     def batches_per_call_default(self) -> int:
         """Output batches per compiled call when iterating (see ``from_source``)."""
@@ -450,6 +471,7 @@ class _Runtime:
     def __init__(self) -> None:
         self.epoch_cursor = 0
         self.plan: DevicePlan | None = None
+        self.compiled: tuple[list, Any, tuple] | None = None
 
 
 def _digest(value: Any) -> str:
