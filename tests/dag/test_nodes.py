@@ -608,6 +608,38 @@ def test_a_state_saved_with_one_prefetch_depth_restores_with_another():
     assert len(rest) == 2 * 5 - 3
 
 
+@pytest.mark.parametrize("placement", ["host", "device"])
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_prefetch_keeps_that_many_chunks_dispatched_ahead(placement, depth, monkeypatch):
+    """After the first batch, ``depth`` more chunks are already dispatched to the device."""
+    import time
+
+    from datarax.dag.compiler import ChunkProgram
+
+    calls = []
+    real_call = ChunkProgram.__call__
+
+    def counting_call(self, *args):
+        calls.append(args[4])  # the epoch
+        return real_call(self, *args)
+
+    monkeypatch.setattr(ChunkProgram, "__call__", counting_call)
+    src = MemorySource(MemorySourceConfig(placement=placement), data=image_data(40))
+    pipeline = (
+        from_source(src, 4, num_epochs=None, batches_per_call=1)
+        >> node(times2)
+        >> PrefetchNode(depth)
+    )
+    it = iter(pipeline)
+    next(it)
+    deadline = time.monotonic() + 10
+    while len(calls) < 1 + depth and time.monotonic() < deadline:
+        time.sleep(0.01)  # the host plane's thread works ahead on its own
+    time.sleep(0.05)
+    assert len(calls) == 1 + depth
+    it.close()
+
+
 # -- CacheNode ----------------------------------------------------------------------
 
 

@@ -332,6 +332,9 @@ class _Producer:
     Inline, the caller's thread keeps ``depth`` chunks dispatched ahead; that is all
     the overlap a device-resident source needs, since XLA runs the dispatched calls
     in the background, and it avoids handing the interpreter between two threads.
+    Threaded, the thread takes one of ``depth`` slots before making each chunk and
+    the consumer frees it when it takes the chunk, so exactly ``depth`` chunks are
+    ever made ahead.
     """
 
     _DONE = object()
@@ -344,7 +347,8 @@ class _Producer:
         self._thread: threading.Thread | None = None
         self._ahead: deque = deque()
         if self._threaded:
-            self._queue: queue.Queue = queue.Queue(maxsize=depth)
+            self._queue: queue.Queue = queue.Queue()
+            self._slots = threading.Semaphore(depth)
             self._stop = threading.Event()
 
     def get(self):
@@ -363,6 +367,7 @@ class _Producer:
                     self._start()
             else:
                 item = self._queue.get()
+                self._slots.release()
         if isinstance(item, _Failure) or item is self._DONE:
             self._terminal = item
             if isinstance(item, _Failure):
@@ -390,29 +395,23 @@ class _Producer:
         if self._thread is None:
             return
         self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                self._thread.join(timeout=0.05)
+        self._slots.release()  # wake the thread if it waits for a slot
+        self._thread.join()
 
     def _run(self) -> None:
         try:
-            for item in self._chunks:
-                if not self._put(item):
+            while True:
+                self._slots.acquire()
+                if self._stop.is_set():
                     return
-            self._put(self._DONE)
+                try:
+                    item = next(self._chunks)
+                except StopIteration:
+                    self._queue.put(self._DONE)
+                    return
+                self._queue.put(item)
         except BaseException as error:  # forwarded to the consumer, raised there
-            self._put(_Failure(error))
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            self._queue.put(_Failure(error))
 
 
 #: Chunk sizes already compiled and run once, per compiled chunk function.
