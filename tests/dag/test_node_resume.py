@@ -15,9 +15,7 @@ pipelines cheap.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,155 +37,17 @@ from datarax.dag.nodes import (
 from datarax.dag.pipeline import Pipeline
 from datarax.operators import ElementOperator, ElementOperatorConfig
 from datarax.sources import MemorySource, MemorySourceConfig
+from harness import (
+    assert_reset_replays,
+    assert_resumes_at_every_step,
+    assert_same_rest,
+    record_stream,
+    snapshot,
+)
 
 NUM_RECORDS = 43  # batches of 8: five full and a short one of 3 per epoch
 BATCH_SIZE = 8
 NUM_EPOCHS = 3
-MAX_STATE_BYTES = 400
-
-# -- the stream, as plain comparable values --------------------------------------------
-
-
-def _leaves(batch) -> list[tuple[str, str, tuple[int, ...], bytes]]:
-    """(path, dtype, shape, raw bytes) of every data and state array of a batch."""
-    out = []
-    tree = {"data": dict(batch.data), "states": dict(batch.states)}
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        array = np.asarray(leaf)
-        out.append((jax.tree_util.keystr(path), array.dtype.str, array.shape, array.tobytes()))
-    return out
-
-
-def snapshot(output) -> tuple:
-    """A pipeline output (a Batch or a tuple of them) as nested tuples compared bit for bit.
-
-    Each batch becomes ``(epoch, record ids, leaves)``; an unmerged ``Parallel``
-    output keeps one such entry per branch, and whether it was a tuple.
-    """
-    batches = output if isinstance(output, tuple) else (output,)
-    return (
-        isinstance(output, tuple),
-        tuple(
-            (
-                int(b.epoch),
-                tuple(int(i) for i in np.asarray(b.record_ids)),
-                tuple(_leaves(b)),
-            )
-            for b in batches
-        ),
-    )
-
-
-def _state_structure(value: Any) -> Any:
-    """The keys and value types of a state, without its values."""
-    if isinstance(value, dict):
-        return {k: _state_structure(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_state_structure(v) for v in value]
-    return type(value).__name__
-
-
-def _first_difference(got: tuple, want: tuple) -> str:
-    if got[0] != want[0]:
-        return f"a tuple of batches: {got[0]}, expected {want[0]}"
-    for i, ((e1, ids1, leaves1), (e2, ids2, leaves2)) in enumerate(
-        zip(got[1], want[1], strict=False)
-    ):
-        where = f"branch {i}: " if got[0] else ""
-        if (e1, ids1) != (e2, ids2):
-            return f"{where}epoch {e1}, ids {list(ids1)}; expected epoch {e2}, ids {list(ids2)}"
-        for (path, *found), (_, *expected) in zip(leaves1, leaves2, strict=False):
-            if found != expected:
-                return f"{where}field {path} differs (dtype, shape or bits)"
-    return "different batches or fields"
-
-
-def _assert_same_rest(rest: list[tuple], expected: list[tuple], where: str) -> None:
-    for j, (got, want) in enumerate(zip(rest, expected, strict=False)):
-        assert got == want, (
-            f"{where}: step {j} of the continuation differs: {_first_difference(got, want)}"
-        )
-    assert len(rest) == len(expected), (
-        f"{where}: the continuation has {len(rest)} steps, expected {len(expected)}"
-    )
-
-
-def _check_states(states: list[dict], max_state_bytes: int) -> None:
-    structure = _state_structure(states[0])
-    sizes = []
-    for k, state in enumerate(states):
-        text = json.dumps(state)
-        assert json.loads(text) == state, f"state {k} does not survive JSON"
-        assert _state_structure(state) == structure, (
-            f"state {k} has structure {_state_structure(state)}, state 0 has {structure}"
-        )
-        sizes.append(len(text))
-    assert max(sizes) < max_state_bytes, f"states of up to {max(sizes)} bytes"
-    # Only the digits of the epoch and position may differ: nothing grows with the data.
-    assert max(sizes) - min(sizes) <= 6, f"state sizes vary: {sorted(set(sizes))}"
-
-
-def record_stream(pipeline: Pipeline) -> tuple[list[tuple], list[dict]]:
-    """A fresh iterator's whole stream, and the state saved before every step.
-
-    ``states[k]`` is the state before step ``k``; the last one is the exhausted
-    iterator's (there is one more state than steps).
-    """
-    it = iter(pipeline)
-    states, stream = [], []
-    while True:
-        states.append(it.get_state())
-        try:
-            output = next(it)
-        except StopIteration:
-            break
-        stream.append(snapshot(output))
-    assert it.get_state() == states[-1], "the state changed after StopIteration"
-    return stream, states
-
-
-def assert_resumes_at_every_step(
-    make_pipeline: Callable[[], Pipeline], *, max_state_bytes: int = MAX_STATE_BYTES
-) -> list[tuple]:
-    """Check that a state saved before any step continues the stream exactly.
-
-    ``make_pipeline()`` must build the pipeline anew on each call (a pipeline
-    remembers how far it was iterated). The whole stream of one pipeline is
-    recorded with the state before each step ``k`` (``k = 0`` before the first
-    ``next``, the last after exhaustion). Then, for every ``k``, a fresh iterator
-    of a freshly built pipeline restored from state ``k`` (passed through JSON) must
-    yield exactly the recorded steps ``k..``: same epochs, record ids and every
-    array bit for bit (tuples of batches from an unmerged ``Parallel`` included),
-    and report the recorded state before each of them.
-
-    Also checks that every state has the same keys and value types, is JSON-able
-    and stays under ``max_state_bytes`` whatever the position.
-
-    Returns:
-        The recorded stream (one :func:`snapshot` per step).
-    """
-    stream, states = record_stream(make_pipeline())
-    assert stream, "the pipeline yields nothing"
-    _check_states(states, max_state_bytes)
-    for k, state in enumerate(states):
-        restored = iter(make_pipeline())
-        restored.set_state(json.loads(json.dumps(state)))
-        rest = []
-        while True:
-            assert k + len(rest) < len(states), (
-                f"restored from step {k}: more steps than the {len(stream)} recorded"
-            )
-            assert restored.get_state() == states[k + len(rest)], (
-                f"restored from step {k}: state before step {k + len(rest)} differs"
-            )
-            try:
-                output = next(restored)
-            except StopIteration:
-                break
-            rest.append(snapshot(output))
-        _assert_same_rest(rest, stream[k:], f"restored from step {k}")
-    return stream
-
 
 # -- data and operators (module level, so rebuilt pipelines share compiled code) ---------
 
@@ -340,6 +200,11 @@ def test_resumes_at_every_step(name):
     assert epochs == list(range(NUM_EPOCHS)), "every epoch is in the stream"
 
 
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_reset_replays_from_the_start(name):
+    assert_reset_replays(PIPELINES[name])
+
+
 def test_streams_have_the_expected_shape():
     """The pipelines above really cross epochs with short batches, tuples and regrouping."""
 
@@ -386,18 +251,18 @@ def test_several_breaks_in_one_run(name):
     seen += [snapshot(next(it)) for _ in range(second_break - first_break)]
     state_2 = it.get_state()
     seen += [snapshot(b) for b in it]
-    _assert_same_rest(seen, full, "the iterator that saved two states")
+    assert_same_rest(seen, full, "the iterator that saved two states")
 
     for k, state in [(first_break, state_1), (second_break, state_2)]:
         restored = iter(make())
         restored.set_state(state)
-        _assert_same_rest([snapshot(b) for b in restored], full[k:], f"state after {k} steps")
+        assert_same_rest([snapshot(b) for b in restored], full[k:], f"state after {k} steps")
     # One iterator restored twice, after being used in between.
     again = iter(make())
     again.set_state(state_2)
-    _assert_same_rest([snapshot(next(again))], full[second_break : second_break + 1], "state 2")
+    assert_same_rest([snapshot(next(again))], full[second_break : second_break + 1], "state 2")
     again.set_state(state_1)
-    _assert_same_rest([snapshot(b) for b in again], full[first_break:], "state 1 after state 2")
+    assert_same_rest([snapshot(b) for b in again], full[first_break:], "state 1 after state 2")
 
 
 @pytest.mark.parametrize(
@@ -423,7 +288,7 @@ def test_an_unused_iterators_state_restores_the_full_stream(name):
     state = iter(make()).get_state()
     restored = iter(make())
     restored.set_state(state)
-    _assert_same_rest([snapshot(b) for b in restored], full, "unused iterator's state")
+    assert_same_rest([snapshot(b) for b in restored], full, "unused iterator's state")
 
 
 def test_an_unused_iterator_of_an_iterated_pipeline_restores_its_own_epochs():
@@ -438,7 +303,7 @@ def test_an_unused_iterator_of_an_iterated_pipeline_restores_its_own_epochs():
     assert second != first
     restored = iter(combined("device"))
     restored.set_state(state)
-    _assert_same_rest([snapshot(b) for b in restored], second, "second loop's state")
+    assert_same_rest([snapshot(b) for b in restored], second, "second loop's state")
 
 
 # -- caches and prefetching do not change the stream ----------------------------------
@@ -454,7 +319,7 @@ def test_restoring_into_a_pipeline_whose_cache_is_filled(name):
     for k, state in enumerate(states):
         restored = iter(pipeline)
         restored.set_state(state)
-        _assert_same_rest([snapshot(b) for b in restored], full[k:], f"filled cache, step {k}")
+        assert_same_rest([snapshot(b) for b in restored], full[k:], f"filled cache, step {k}")
 
 
 def test_the_bounded_cache_pipeline_is_served_by_its_cache_and_evicts(monkeypatch):
@@ -489,7 +354,7 @@ def test_states_restore_across_prefetch_depths():
         for k in (0, 5, 6, 7, len(full)):
             restored = iter(make())
             restored.set_state(states[k])
-            _assert_same_rest([snapshot(b) for b in restored], full[k:], f"step {k}")
+            assert_same_rest([snapshot(b) for b in restored], full[k:], f"step {k}")
 
 
 # -- compilation ------------------------------------------------------------------------

@@ -41,7 +41,17 @@ def test_state_is_small_and_json_able():
     state = it.get_state()
     assert json.loads(json.dumps(state)) == state
     assert state["epoch"] == 0 and state["position"] == 8
-    assert set(state) == {"format", "version", "pipeline", "first_epoch", "epoch", "position"}
+    assert set(state) == {
+        "format",
+        "version",
+        "pipeline",
+        "first_epoch",
+        "epoch",
+        "position",
+        "origin",
+        "batching",
+    }
+    assert state["origin"] == 0 and state["batching"] == [[8, False]]
 
 
 @settings(max_examples=10, deadline=None)
@@ -100,12 +110,12 @@ def test_state_from_a_differently_built_pipeline_is_rejected():
     state = iter(augmented(seed=0)).get_state()
     with pytest.raises(
         StateError,
-        match=r"differently built pipeline.*expected pipeline "
+        match=r"saved by a pipeline that produces other records.*expected records "
         r"fingerprint [0-9a-f]{16}, found [0-9a-f]{16}",
     ):
         iter(augmented(seed=1)).set_state(state)
-    with pytest.raises(StateError, match=r"differently built"):
-        iter(augmented(batch_size=4)).set_state(state)
+    with pytest.raises(StateError, match=r"produces other records"):
+        iter(augmented(shuffle=False)).set_state(state)
 
 
 def test_malformed_states_are_rejected_and_leave_the_iterator_unchanged():
@@ -115,8 +125,11 @@ def test_malformed_states_are_rejected_and_leave_the_iterator_unchanged():
     for bad, message in [
         ({}, "not a datarax pipeline iterator state"),
         ({**good, "version": 99}, "unsupported state version"),
-        ({**good, "position": 100}, r"out of range.*position < 100"),
+        ({**good, "position": 101}, r"out of range.*position <= 100"),
+        ({**good, "position": 3}, r"between two batches.*a multiple of 8.*found position=3"),
+        ({**good, "origin": 16}, r"out of range.*origin <= position"),
         ({**good, "epoch": "x"}, "malformed state"),
+        ({**good, "batching": [[8]]}, "malformed state"),
     ]:
         with pytest.raises(StateError, match=message):
             it.set_state(bad)
@@ -143,5 +156,5 @@ def test_state_from_a_pipeline_with_other_functions_is_rejected():
 
     state = iter(build(lambda x: x + 1)).get_state()
     iter(build(lambda x: x + 1)).set_state(state)  # same code: accepted
-    with pytest.raises(StateError, match="differently built pipeline"):
+    with pytest.raises(StateError, match="produces other records"):
         iter(build(lambda x: x * 2)).set_state(state)

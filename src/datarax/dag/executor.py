@@ -29,7 +29,7 @@ from datarax.dag.base import Fanout
 from datarax.dag.cache import scatter_rows
 
 STATE_FORMAT = "datarax.pipeline_iterator"
-STATE_VERSION = 1
+STATE_VERSION = 2
 INDEX_WINDOW = 16_384
 
 
@@ -53,11 +53,11 @@ class PipelineIterator(Iterator[Batch]):
         self._source = pipeline.source
         self._sampler = pipeline.sampler
         self._geometry = pipeline.geometry
-        self._epoch_end = self._geometry.epoch_end
         self._num_epochs = pipeline.source_node.num_epochs
         self._first_epoch = pipeline.epoch_cursor
         self._epoch = self._first_epoch
         self._position = 0
+        self._origin = 0  # where this epoch's batches start (0 unless resumed elastically)
         self._ready: deque[Any] = deque()
         self._producer: _Producer | None = None
         self._program: _ProgramSchedule | None = None
@@ -76,8 +76,8 @@ class PipelineIterator(Iterator[Batch]):
         first = batch[0] if isinstance(batch, tuple) else batch
         self._pipeline._advance_cursor(first.epoch)
         self._position += first.batch_size
-        if self._position >= self._epoch_end:
-            self._epoch, self._position = self._epoch + 1, 0
+        if self._position >= self._origin + self._geometry.remaining(self._origin).epoch_end:
+            self._epoch, self._position, self._origin = self._epoch + 1, 0, 0
             if self._program is not None:  # every compilation lands in the first epoch
                 self._program.current(wait=True)
         return batch
@@ -88,24 +88,49 @@ class PipelineIterator(Iterator[Batch]):
             self._producer.stop()
             self._producer = None
 
+    def reset(self) -> None:
+        """Go back to the start of this iterator's first epoch.
+
+        The batches that follow are the ones this iterator handed out from its
+        start, bit for bit (randomness follows the records and epochs, never the
+        number of calls).
+        """
+        self.close()
+        self._ready.clear()
+        self._epoch, self._position, self._origin = self._first_epoch, 0, 0
+
     # -- state ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         """The position of the next batch, as a small JSON-able dict."""
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
-            "pipeline": self._pipeline.fingerprint_digest(),
+            "pipeline": self._pipeline.records_digest(),
             "first_epoch": self._first_epoch,
             "epoch": self._epoch,
             "position": self._position,
+            "origin": self._origin,
+            "batching": _batching(self._geometry),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from a state returned by :meth:`get_state` (in any process)."""
-        first, epoch, position = _validate_state(state, self._pipeline, self._geometry)
+        """Continue from a state returned by :meth:`get_state` (in any process).
+
+        The state may come from a pipeline with other batch sizes (``BatchNode`` or
+        ``RebatchNode``), ``drop_remainder``, prefetch depth or number of epochs: the
+        record stream continues from the same record, and the rest of that epoch is
+        batched from there. Anything that changes the records themselves (source,
+        order, seed, operators, other nodes) is refused with a :class:`StateError`.
+        """
+        first, epoch, position, origin = _validate_state(state, self._pipeline, self._geometry)
         self.close()
         self._ready.clear()
-        self._first_epoch, self._epoch, self._position = first, epoch, position
+        self._first_epoch, self._epoch, self._position, self._origin = (
+            first,
+            epoch,
+            position,
+            origin,
+        )
 
     # -- chunks --------------------------------------------------------------------
     def _finished(self) -> bool:
@@ -115,7 +140,7 @@ class PipelineIterator(Iterator[Batch]):
         if self._producer is None:
             if self._program is None:
                 self._program = _ProgramSchedule(self._pipeline, self._pipeline.prepare_caches())
-            chunks = _chunks(self, self._epoch, self._position)
+            chunks = _chunks(self, self._epoch, self._position, self._origin)
             # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
             # thread can run ahead itself; host reads get a thread to overlap them.
             threaded = not self._program.final.gather
@@ -124,7 +149,7 @@ class PipelineIterator(Iterator[Batch]):
         return _batches(*self._producer.get())
 
 
-def _chunks(it: PipelineIterator, epoch: int, position: int):
+def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int):
     """Host plane: indices, host reads and the compiled call for each chunk.
 
     Takes what it needs from ``it`` up front, so the background thread never keeps
@@ -133,20 +158,27 @@ def _chunks(it: PipelineIterator, epoch: int, position: int):
     last_epoch = None if it._num_epochs is None else it._first_epoch + it._num_epochs - 1
     assert it._program is not None
     return _chunk_stream(
-        it._program, it._source, it._sampler, it._geometry, last_epoch, epoch, position
+        it._program, it._source, it._sampler, it._geometry, last_epoch, epoch, position, origin
     )
 
 
-def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, position):
+def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, position, origin):
+    """Chunks from ``position`` of ``epoch`` on; that epoch's batches start at ``origin``.
+
+    Positions inside an epoch are handled relative to its origin (0 except after an
+    elastic restore), so chunk and batch boundaries fall on that epoch's grid.
+    """
     first_epoch = epoch
     stores = programs.stores
     while last_epoch is None or epoch <= last_epoch:
         window = _IndexWindow(sampler, epoch, len(sampler))
-        start = geometry.chunk_start(position)
-        while start < geometry.epoch_end:
+        grid = geometry.remaining(origin)
+        local = position - origin
+        start = grid.chunk_start(local)
+        while start < grid.epoch_end:
             program = programs.current(wait=epoch > first_epoch)
             rows = program.rows
-            ids = window.get(start, min(start + rows, geometry.read_end))
+            ids = window.get(origin + start, origin + min(start + rows, grid.read_end))
             padded = _padded(ids, rows)
             with contextlib.ExitStack() as held:  # readers and inserts of shared caches
                 for store in stores:
@@ -157,11 +189,16 @@ def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, positi
                     store.insert(ids, values, rows)
             # Batch objects are built by the consumer: this thread keeps its Python work
             # (and so its hold on the interpreter) to the minimum.
-            bounds = geometry.output_bounds(start, rows, position)
+            bounds = grid.output_bounds(start, rows, local)
             yield (epoch, bounds, start, ids, parts, program.batch_size)
             programs.started()
             start += rows
-        epoch, position = epoch + 1, 0
+        epoch, position, origin = epoch + 1, 0, 0
+
+
+def _batching(geometry) -> list[list[int | bool]]:
+    """The batch size and ``drop_remainder`` of every stage, as saved in states."""
+    return [[size, drop] for size, drop in geometry.stages]
 
 
 def _padded(values: np.ndarray, rows: int) -> np.ndarray:
@@ -433,7 +470,8 @@ class _Failure:
         self.error = error
 
 
-def _validate_state(state: Any, pipeline, geometry) -> tuple[int, int, int]:
+def _validate_state(state: Any, pipeline, geometry) -> tuple[int, int, int, int]:
+    """``(first_epoch, epoch, position, origin)`` of a state, checked against ``pipeline``."""
     where = "PipelineIterator.set_state"
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise StateError(
@@ -449,31 +487,55 @@ def _validate_state(state: Any, pipeline, geometry) -> tuple[int, int, int]:
             expected=STATE_VERSION,
             found=state.get("version"),
         )
-    digest = pipeline.fingerprint_digest()
+    digest = pipeline.records_digest()
     if state.get("pipeline") != digest:
         raise StateError(
-            "the state was saved by a differently built pipeline",
+            "the state was saved by a pipeline that produces other records",
             where=where,
-            expected=f"pipeline fingerprint {digest}",
+            expected=f"records fingerprint {digest}",
             found=state.get("pipeline"),
-            hint="Build the pipeline with the same source, sampler, batch size, seed and operators",
+            hint="Build the pipeline with the same source, order, seed, operators and "
+            "nodes (batch sizes, prefetch and the number of epochs may differ)",
         )
     try:
-        first, epoch, position = (int(state[k]) for k in ("first_epoch", "epoch", "position"))
+        first, epoch, position, origin = (
+            _integer(state[k]) for k in ("first_epoch", "epoch", "position", "origin")
+        )
+        batching = [[_integer(size), bool(drop)] for size, drop in state["batching"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(
             "malformed state",
             where=where,
-            expected="integer 'first_epoch', 'epoch' and 'position'",
-            found=repr(state),
+            expected="integer 'first_epoch', 'epoch', 'position', 'origin' and a 'batching' "
+            "list of [batch size, drop_remainder]",
+            found=repr(state)[:300],
         ) from exc
-    epoch_end, size = geometry.epoch_end, geometry.batch_size
-    if not (0 <= first <= epoch and 0 <= position < epoch_end and position % size == 0):
+    num_records = geometry.num_records
+    if not (0 <= first <= epoch and 0 <= origin <= position <= num_records):
         raise StateError(
             "state out of range",
             where=where,
-            expected=f"0 <= first_epoch <= epoch and 0 <= position < {epoch_end}, "
-            f"position a multiple of the batch size {size}",
-            found=f"first_epoch={first}, epoch={epoch}, position={position}",
+            expected=f"0 <= first_epoch <= epoch and 0 <= origin <= position <= {num_records}",
+            found=f"first_epoch={first}, epoch={epoch}, position={position}, origin={origin}",
         )
-    return first, epoch, position
+    if batching != _batching(geometry):
+        origin = position  # elastic: the rest of this epoch is batched from here
+    grid = geometry.remaining(origin)
+    local = position - origin
+    if local % grid.batch_size != 0:
+        raise StateError(
+            "position between two batches",
+            where=where,
+            expected=f"a position on the batch grid (origin {origin} + a multiple of "
+            f"{grid.batch_size})",
+            found=f"position={position}",
+        )
+    if local >= grid.epoch_end:  # nothing left in this epoch with these batches
+        return first, epoch + 1, 0, 0
+    return first, epoch, position, origin
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"not an int: {value!r}")
+    return value

@@ -8,6 +8,7 @@ multiple and holds a whole number of batches of every stage.
 
 Example:
     >>> g = Geometry(num_records=100, stages=((32, False), (48, False)))
+    >>> g.check()
     >>> g.epoch_end, g.batch_size, g.align
     (100, 48, 96)
     >>> g.output_bounds(chunk_start=96, rows=96, position=96)
@@ -35,7 +36,8 @@ class Geometry:
     num_records: int
     stages: tuple[tuple[int, bool], ...]
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise :class:`PipelineBuildError` when a stage leaves no batch in an epoch."""
         for i, (size, _drop) in enumerate(self.stages):
             if self.ends[i] == 0:
                 where = "BatchNode" if i == 0 else f"RebatchNode({size})"
@@ -46,6 +48,20 @@ class Geometry:
                     expected=f"batch_size <= {available} records per epoch",
                     found=f"batch_size={size}",
                 )
+
+    def remaining(self, origin: int) -> Geometry:
+        """The geometry of an epoch's positions from ``origin`` on, batched from there.
+
+        Used when an epoch resumes at a position that is not on its batch grid (a
+        state saved with another batch size): positions are then relative to
+        ``origin``, and the rest of the epoch is grouped from it.
+        """
+        return self if origin == 0 else Geometry(self.num_records - origin, self.stages)
+
+    @property
+    def empty(self) -> bool:
+        """Whether no batch is handed out (every record dropped as a remainder)."""
+        return self.epoch_end == 0
 
     @cached_property
     def ends(self) -> tuple[int, ...]:

@@ -165,6 +165,7 @@ class Pipeline(Sequential):
             geometry=Geometry(len(sampler), tuple(stages)),
             _runtime=_Runtime(),
         )
+        self.geometry.check()
         known = _parent.steps if _parent is not None else ()
         steps = list(known)
         spec: Any = known[-1].spec if known else (dict(self.source.element_spec()), {})
@@ -306,6 +307,23 @@ class Pipeline(Sequential):
     def fingerprint_digest(self) -> str:
         """A short hash of everything that determines the stream."""
         return _digest(self.fingerprint())
+
+    def records_digest(self) -> str:
+        """A short hash of what determines the records: their order and their values.
+
+        Batching (``BatchNode``, ``RebatchNode``), prefetching and the number of
+        epochs are left out: they may change between saving an iterator's state and
+        restoring it (see :meth:`PipelineIterator.set_state`).
+        """
+        nodes = []
+        for node in self.nodes:
+            if isinstance(node, (PrefetchNode, BatchNode, RebatchNode)):
+                continue
+            fingerprint = node.fingerprint()
+            if isinstance(node, DataSourceNode):
+                fingerprint.pop("num_epochs")
+            nodes.append(fingerprint)
+        return _digest({"type": "records", "nodes": nodes})
 
     # -- execution -----------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
