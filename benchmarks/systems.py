@@ -76,14 +76,23 @@ def jax_reference(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
 
 def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
     """datarax as its users would write it: built-in operators where datarax has them."""
+    if w.name in ("W1", "W1s", "W2"):
+        pipeline = datarax_image_pipeline(w, data, stats)
+        return lambda: iter(pipeline)
     if w.name in DEPTHS:
         return datarax_depth_chain(w, data, DEPTHS[w.name])
     if w.name == "DAG":
         return datarax_advanced_dag(w, data)
-    if w.name not in ("W1", "W1s", "W2"):
-        return datarax_function(w, data, stats)
+    return datarax_function(w, data, stats)
+
+
+def datarax_image_pipeline(
+    w: Workload, data: dict[str, np.ndarray], stats, num_epochs: int | None = -1
+):
+    """The W1/W1s/W2 pipeline of built-in image operators (``num_epochs``: default the pass)."""
     source = MemorySource(MemorySourceConfig(), data=data)
-    pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+    epochs = w.epochs_per_pass if num_epochs == -1 else num_epochs
+    pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=epochs)
     if w.name == "W2":
         mean, std = stats
         pipeline = pipeline >> OperatorNode(
@@ -93,8 +102,7 @@ def datarax_pipeline(w: Workload, data: dict[str, np.ndarray], stats) -> MakePas
         pipeline = pipeline >> OperatorNode(crop)
     else:
         pipeline = pipeline >> OperatorNode(Normalize(NormalizeConfig(std=255.0)))
-    pipeline = pipeline >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
-    return lambda: iter(pipeline)
+    return pipeline >> OperatorNode(RandomFlip(RandomFlipConfig(), rngs=nnx.Rngs(1)))
 
 
 def datarax_depth_chain(w: Workload, data: dict[str, np.ndarray], depth: int) -> MakePass:
