@@ -158,3 +158,28 @@ def test_state_from_a_pipeline_with_other_functions_is_rejected():
     iter(build(lambda x: x + 1)).set_state(state)  # same code: accepted
     with pytest.raises(StateError, match="produces other records"):
         iter(build(lambda x: x * 2)).set_state(state)
+
+
+def _range_pipeline():
+    from datarax.samplers import RangeSampler, RangeSamplerConfig
+
+    sampler = RangeSampler(RangeSamplerConfig(start=5, stop=40, step=2, shuffle=True, seed=4))
+    return augmented(60, 6, sampler=sampler)
+
+
+HARNESS_PIPELINES = {
+    "shuffled_device": lambda: augmented(30, 8, placement="device"),
+    "shuffled_host": lambda: augmented(30, 8, placement="host"),
+    "sequential_drop_remainder": lambda: augmented(30, 8, shuffle=False, drop_remainder=True),
+    "one_batch_per_call_host": lambda: augmented(30, 4, placement="host", batches_per_call=1),
+    "no_prefetch": lambda: augmented(30, 8, prefetch=0),
+    "range_sampler": _range_pipeline,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HARNESS_PIPELINES))
+def test_every_iterator_resumes_at_every_step_and_resets(name):
+    from harness import assert_reset_replays, assert_resumes_at_every_step
+
+    assert_resumes_at_every_step(HARNESS_PIPELINES[name])
+    assert_reset_replays(HARNESS_PIPELINES[name])
