@@ -3,8 +3,9 @@
 A balanced Feistel network permutes ``[0, 2**(2h))`` for the smallest ``h`` with
 ``2**(2h) >= size``; values that land outside ``[0, size)`` are encrypted again
 ("cycle walking") until they fall inside, which keeps the map a bijection on
-``range(size)``. Any position is mapped in O(1) time and memory, so an epoch's
-order is never materialised unless asked for. NumPy and ``jax.numpy`` give
+``range(size)``. A last keyed step swaps neighbouring values pairwise, so that
+orders of both parities are equally likely. Any position is mapped in O(1) time and
+memory, so an epoch's order is never materialised unless asked for. NumPy and ``jax.numpy`` give
 bit-identical results (all arithmetic is on ``uint32``).
 
 Example:
@@ -50,6 +51,7 @@ class FeistelPermutation:
         self.round_keys = np.array(
             [mix64(key, r) & 0xFFFFFFFF for r in range(NUM_ROUNDS)], dtype=np.uint32
         )
+        self.swap_key = np.uint32(mix64(key, NUM_ROUNDS) & 0xFFFFFFFF)
         # For small halves every round function fits in a table of 2**half_bits words:
         # a round becomes one lookup and one xor. O(sqrt(size)) memory, capped small.
         self._tables = None
@@ -67,7 +69,7 @@ class FeistelPermutation:
             walked = self._encrypt_np(y[outside])
             y[outside] = walked
             outside = outside[walked >= self.size]
-        return y.astype(np.int64)
+        return _swap_pairs(np, y, self.swap_key, self.size).astype(np.int64)
 
     def _encrypt_np(self, x: np.ndarray) -> np.ndarray:
         if self._tables is None:
@@ -88,7 +90,7 @@ class FeistelPermutation:
             lambda y: jnp.where(y >= size, _encrypt(jnp, y, keys, self.half_bits), y),
             y,
         )
-        return y.astype(jnp.int32)
+        return _swap_pairs(jnp, y, jnp.uint32(self.swap_key), size).astype(jnp.int32)
 
 
 def _mix32(xp, x, key):
@@ -99,6 +101,19 @@ def _mix32(xp, x, key):
     x = x ^ (x >> xp.uint32(13))
     x = x * xp.uint32(0xC2B2AE35)
     return x ^ (x >> xp.uint32(16))
+
+
+def _swap_pairs(xp, y, key, size):
+    """Swap the values ``2i`` and ``2i + 1`` (both below ``size``) when a keyed bit of ``i`` is set.
+
+    Every round of a Feistel network on halves of two bits or more is an even
+    permutation, so without this step orders of one parity would be rare (or, when
+    no value walks, impossible). Each pair flips the parity with probability 1/2,
+    independently, which makes both parities equally likely.
+    """
+    partner = y ^ xp.uint32(1)
+    flip = (_mix32(xp, y >> xp.uint32(1), key) & xp.uint32(1)) == xp.uint32(1)
+    return xp.where(flip & (partner < size), partner, y)
 
 
 def _encrypt(xp, x, round_keys, half_bits):
