@@ -62,6 +62,11 @@ class PipelineIterator(Iterator[Batch]):
         self._producer: _Producer | None = None
         self._program: _ProgramSchedule | None = None
 
+    @property
+    def pipeline(self):
+        """The pipeline this iterator runs."""
+        return self._pipeline
+
     # -- iteration -----------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
         return self
@@ -93,11 +98,19 @@ class PipelineIterator(Iterator[Batch]):
 
         The batches that follow are the ones this iterator handed out from its
         start, bit for bit (randomness follows the records and epochs, never the
-        number of calls).
+        number of calls), unless operator parameters were changed meanwhile: like a
+        restore, a reset reads them again.
         """
+        self._restart()
+        self._epoch, self._position, self._origin = self._first_epoch, 0, 0
+
+    def _restart(self) -> None:
+        """Drop prefetched work and the compiled program (rebuilt at the next batch)."""
         self.close()
         self._ready.clear()
-        self._epoch, self._position, self._origin = self._first_epoch, 0, 0
+        if self._program is not None:
+            self._program.stop()
+            self._program = None
 
     # -- state ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -121,10 +134,11 @@ class PipelineIterator(Iterator[Batch]):
         record stream continues from the same record, and the rest of that epoch is
         batched from there. Anything that changes the records themselves (source,
         order, seed, operators, other nodes) is refused with a :class:`StateError`.
+        Operator parameters are read again at the next batch, so values restored
+        into the operators (``nnx.update``) apply.
         """
         first, epoch, position, origin = _validate_state(state, self._pipeline, self._geometry)
-        self.close()
-        self._ready.clear()
+        self._restart()
         self._first_epoch, self._epoch, self._position, self._origin = (
             first,
             epoch,
