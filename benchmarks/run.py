@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.systems import DEVICES
+
 REFERENCES = ("numpy", "jax")
 GOALS = {  # workload -> (reference workload, reference system, minimum ratio of datarax)
     "W1": ("W1", "numpy", 0.5),
@@ -31,6 +33,11 @@ GOALS = {  # workload -> (reference workload, reference system, minimum ratio of
     "D100": ("D1", "datarax", 0.8),  # 100 operators fuse: nearly as fast as one
     "DAG": ("W1", "jax", 1.0),  # the Advanced DAG against the JAX reference's W1
 }
+#: (workload, system, reference system, minimum ratio) for other systems than datarax.
+SYSTEM_GOALS = [
+    ("W2", "datarax-sharded", "datarax", 0.8),  # 8 devices vs a one-device process
+    ("W2", "datarax-sharded", "datarax-8dev", 0.8),  # the same, both with 8 devices
+]
 DEFAULT_WORKLOADS = ["W1", "W1s", "W2", "W3", "D1", "D10", "D100", "DAG"]
 TTFB_GOAL = 1.5  # datarax's time to first batch at most this times the JAX reference's
 
@@ -104,6 +111,10 @@ def _run_child(workload: str, system: str, repetitions: int) -> dict:
         str(repetitions),
     ]
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    devices = DEVICES.get(system)
+    if devices:
+        flag = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{workload}/{system} failed:\n{proc.stderr[-3000:]}")
@@ -170,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
             ok &= met
             verdict += f"  [first batch <= {TTFB_GOAL}x jax: {'met' if met else 'NOT met'}]"
         print(f"  {workload:4} " + ", ".join(parts) + verdict)
+    for workload, system, reference, goal in SYSTEM_GOALS:
+        if (workload, system) in by_key and (workload, reference) in by_key:
+            ratio = (
+                by_key[(workload, system)]["elements_per_s"]
+                / by_key[(workload, reference)]["elements_per_s"]
+            )
+            met = ratio >= goal
+            ok &= met
+            print(
+                f"  {workload:4} {system} / {reference}: {ratio:.2f}x "
+                f"[goal >= {goal}x: {'met' if met else 'NOT met'}]"
+            )
     met = shuffle["epoch_1M"] >= 1e7
     ok &= met
     print(f"  shuffle >= 1e7 indices/s: {'met' if met else 'NOT met'}")

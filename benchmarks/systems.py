@@ -176,9 +176,32 @@ def datarax_function(w: Workload, data: dict[str, np.ndarray], stats) -> MakePas
     return lambda: iter(pipeline)
 
 
+def datarax_sharded(w: Workload, data: dict[str, np.ndarray], stats) -> MakePass:
+    """The ``datarax`` pipeline with every batch split over all devices (a data mesh axis).
+
+    Run with several devices, e.g. ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
+    on CPU (the benchmark harness sets it for this system).
+    """
+    from datarax.dag.nodes import SharderNode
+    from datarax.distributed import DeviceMesh
+    from datarax.sharding import ArraySharder
+
+    if w.name not in ("W1", "W1s", "W2"):
+        raise ValueError(f"datarax-sharded runs W1, W1s and W2, not {w.name}")
+    sharder = ArraySharder(DeviceMesh({"data": -1}))
+    pipeline = datarax_image_pipeline(w, data, stats) >> SharderNode(sharder)
+    return lambda: iter(pipeline)
+
+
 SYSTEMS: dict[str, Callable[..., MakePass]] = {
     "numpy": numpy_reference,
     "jax": jax_reference,
     "datarax": datarax_pipeline,
     "datarax-fn": datarax_function,
+    "datarax-sharded": datarax_sharded,
+    # The unsharded pipeline in a process with as many devices as datarax-sharded.
+    "datarax-8dev": datarax_pipeline,
 }
+
+#: Devices a system's process is started with (simulated on CPU).
+DEVICES = {"datarax-sharded": 8, "datarax-8dev": 8}

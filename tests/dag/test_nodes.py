@@ -1011,3 +1011,21 @@ def test_a_branch_condition_must_decide_once_per_record():
         match=r"the selector must return an integer; expected an int32 path index, found float32",
     ):
         base_pipeline() >> Switch(lambda e: e.data["image"][0, 0, 0], [None, node(times2)])
+
+
+def test_a_per_batch_decision_does_not_depend_on_how_batches_are_chunked():
+    """The short last batch's padding rows are the same whichever chunk computes it."""
+
+    def odd_sum(e):  # reads every row, padding included
+        return jnp.sum(e.data["label"]) % 2 == 1
+
+    def build(**options):
+        src = MemorySource(MemorySourceConfig(), data=image_data(61))
+        return from_source(src, 8, shuffle=True, num_epochs=2, **options) >> Branch(
+            odd_sum, node(times2), None, per_batch=True
+        )
+
+    reference = [np.asarray(b["image"]) for b in build(batches_per_call=1)]
+    for k in (2, 3, 8, None):
+        images = [np.asarray(b["image"]) for b in build(batches_per_call=k)]
+        assert all(np.array_equal(a, b) for a, b in zip(images, reference, strict=True)), k

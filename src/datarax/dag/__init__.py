@@ -13,6 +13,7 @@ from datarax.dag.nodes import (
     PrefetchNode,
     RebatchNode,
     Sequential,
+    SharderNode,
     ShuffleNode,
     Switch,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "PrefetchNode",
     "RebatchNode",
     "Sequential",
+    "SharderNode",
     "ShuffleNode",
     "Switch",
     "from_source",

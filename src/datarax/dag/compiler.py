@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from datarax.dag.base import Node, TraceContext, lower_chain
 from datarax.dag.rebatch import RebatchNode
@@ -143,7 +145,14 @@ def same_parts(a: list, b: list) -> bool:
 
 @dataclass(frozen=True)
 class ChunkProgram:
-    """The compiled functions for one chunk size, and the operator state they run with."""
+    """The compiled functions for one chunk size, and the operator state they run with.
+
+    With a ``sharder`` and ``device_major`` the chunk's rows are laid out device by
+    device (each device holds its slice of every batch of the chunk), so the
+    computation runs on all devices at once and every batch comes out already split
+    over the mesh; without ``device_major`` the batches are computed on one device
+    and then placed (one copy per batch).
+    """
 
     runs: tuple[Callable[..., Any], ...]
     split: Callable[..., list[Any]] | None
@@ -151,11 +160,22 @@ class ChunkProgram:
     rows: int
     batch_size: int
     gather: bool
+    gather_from: Any = None
+    sharder: Any = None
+    device_major: bool = False
 
     @property
     def batches_per_call(self) -> int:
         """Output batches per call."""
         return self.rows // self.batch_size
+
+    def arrange(self, ids: np.ndarray) -> np.ndarray:
+        """Record ids of a chunk in the order its rows are computed."""
+        if not self.device_major:
+            return ids
+        shards = self.sharder.data_size
+        k, b = self.rows // self.batch_size, self.batch_size // shards
+        return ids.reshape(k, shards, b).transpose(1, 0, 2).reshape(-1)
 
     def __call__(
         self,
@@ -167,20 +187,34 @@ class ChunkProgram:
         valid_rows: int,
     ) -> tuple[list[Any], tuple]:
         """Dispatch one chunk; returns (one output per batch, values at later caches)."""
+        if self.device_major:
+            rows = NamedSharding(self.sharder.mesh, P(self.sharder.data_axis))
+            index, record_ids = jax.device_put((index, record_ids), rows)
+            if not self.gather:
+                inputs = jax.device_put(inputs, rows)
         out, cached = self.runs[start](
             self.state_leaves, inputs, index, record_ids, np.uint32(epoch), np.int32(valid_rows)
         )
-        return (self.split(out) if self.split is not None else [out]), cached
+        parts = self.split(out) if self.split is not None else [out]
+        if self.sharder is not None and not self.device_major:
+            parts = [self.sharder.shard(part) for part in parts]
+        return parts, cached
 
 
 @functools.lru_cache(maxsize=64)
 def build_run_fn(
-    plan: DevicePlan, graphdef: Any, state_treedef: Any, start: int, gather: bool
+    plan: DevicePlan,
+    graphdef: Any,
+    state_treedef: Any,
+    start: int,
+    gather: bool,
+    layout: DeviceMajor | None = None,
 ) -> Callable:
     """The jitted chunk function of one plan starting at segment ``start``.
 
     The operator state arrives as a flat tuple of leaves: flattening an ``nnx.State``
-    on every call would cost more than a small batch's whole computation.
+    on every call would cost more than a small batch's whole computation. With a
+    ``layout`` the rows arrive device-major and the outputs stay split over the mesh.
     """
 
     def run(state_leaves, inputs, index, record_ids, epoch, valid_rows):
@@ -190,11 +224,64 @@ def build_run_fn(
             inputs = jax.tree_util.tree_map(
                 lambda v: jnp.take(v, index, axis=0, mode="clip"), inputs
             )
-        valid = jnp.arange(record_ids.shape[0]) < valid_rows
-        ctx = TraceContext(record_ids, epoch, plan.seed, None, valid, {})
-        return plan.lower(operators, inputs, ctx, start)
+        positions = jnp.arange(record_ids.shape[0])
+        if layout is not None:
+            positions = layout.batch_major(positions)
+        ctx = TraceContext(record_ids, epoch, plan.seed, None, positions < valid_rows, {})
+        out, cached = plan.lower(operators, inputs, ctx, start)
+        if layout is not None:
+            out = layout.sharder.constrain(out)
+        return out, cached
 
     return jax.jit(run)
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceMajor:
+    """Rows of a chunk ordered device by device (see :meth:`ChunkProgram.arrange`)."""
+
+    sharder: Any
+    batch_size: int
+
+    def __hash__(self) -> int:
+        return hash((self.sharder.key(), self.batch_size))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, DeviceMajor)
+            and self.sharder.key() == other.sharder.key()
+            and self.batch_size == other.batch_size
+        )
+
+    def batch_major(self, flat: jax.Array) -> jax.Array:
+        """The batch-major position of each device-major row (rows fixed at trace time)."""
+        shards = self.sharder.data_size
+        b = self.batch_size // shards
+        k = flat.shape[0] // self.batch_size
+        device, batch, row = flat // (k * b), (flat // b) % k, flat % b
+        return batch * self.batch_size + device * b + row
+
+
+@functools.lru_cache(maxsize=64)
+def split_device_major_fn(parts: int, layout: DeviceMajor) -> Callable:
+    """A jitted cut of a device-major chunk into ``parts`` batches split over the mesh."""
+    shards = layout.sharder.data_size
+
+    def split(chunk):
+        def cut(x):
+            grouped = x.reshape((shards, parts, x.shape[0] // (shards * parts), *x.shape[1:]))
+            return [grouped[:, j].reshape((-1, *x.shape[1:])) for j in range(parts)]
+
+        pieces = jax.tree_util.tree_map(cut, chunk)
+        out = [
+            jax.tree_util.tree_map(
+                lambda p, i=i: p[i], pieces, is_leaf=lambda x: isinstance(x, list)
+            )
+            for i in range(parts)
+        ]
+        return layout.sharder.constrain(out)
+
+    return jax.jit(split)
 
 
 @functools.cache

@@ -193,11 +193,13 @@ def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, positi
             program = programs.current(wait=epoch > first_epoch)
             rows = program.rows
             ids = window.get(origin + start, origin + min(start + rows, grid.read_end))
-            padded = _padded(ids, rows)
+            padded = program.arrange(_padded(ids, rows, geometry.stages[0][0]))
             with contextlib.ExitStack() as held:  # readers and inserts of shared caches
                 for store in stores:
                     held.enter_context(store.lock)
-                first, inputs, index = _chunk_inputs(program, source, stores, ids, padded)
+                first, inputs, index = _chunk_inputs(
+                    program, source, stores, ids, padded, geometry.stages[0][0]
+                )
                 parts, cached = program(first, inputs, index, padded, epoch, ids.size)
                 for store, values in zip(stores[first:], cached, strict=True):
                     store.insert(ids, values, rows)
@@ -215,21 +217,27 @@ def _batching(geometry) -> list[list[int | bool]]:
     return [[size, drop] for size, drop in geometry.stages]
 
 
-def _padded(values: np.ndarray, rows: int) -> np.ndarray:
-    """``values`` as ``rows`` int32 entries, the tail filled with the first value."""
+def _padded(values: np.ndarray, rows: int, batch_size: int) -> np.ndarray:
+    """``values`` as ``rows`` int32 entries; the tail repeats the last batch's first value.
+
+    Padding depends only on the positions of the epoch's last batch, never on how
+    the epoch is cut into chunks, so whatever reads a whole batch (a per-batch
+    decision) sees the same rows whichever chunk computes it.
+    """
     out = np.empty(rows, np.int32)
     out[: values.size] = values
-    out[values.size :] = values[0]
+    out[values.size :] = values[(values.size - 1) // batch_size * batch_size]
     return out
 
 
-def _chunk_inputs(program, source, stores, ids, padded):
+def _chunk_inputs(program, source, stores, ids, padded, batch_size):
     """Where a chunk starts: the last cache holding all its records, else the source."""
     for c in range(len(stores) - 1, -1, -1):
         slots = stores[c].slots(ids)
         if slots is not None:
-            return c + 1, stores[c].arrays, _padded(slots, padded.size)
-    data = source.device_arrays if program.gather else source.read(padded)
+            slots = _padded(slots, padded.size, batch_size)
+            return c + 1, stores[c].arrays, program.arrange(slots)
+    data = program.gather_from if program.gather else source.read(padded)
     return 0, (data, {}), padded
 
 
@@ -308,7 +316,7 @@ class _ProgramSchedule:
                     compile_cache_programs(program, caches)
                 else:  # the full chunk program: run once, so its cut into batches compiles too
                     ids = np.zeros(program.rows, np.int32)
-                    inputs = source.device_arrays if program.gather else source.read(ids)
+                    inputs = program.gather_from if program.gather else source.read(ids)
                     jax.block_until_ready(program(0, (inputs, {}), ids, ids, 0, 1))
                 warmed.add(key)
         except BaseException as error:  # surfaced in the consumer by current()

@@ -27,6 +27,7 @@ from datarax.dag.cache import CacheNode
 from datarax.dag.combine import Merge, Parallel
 from datarax.dag.host import BatchNode, DataSourceNode, PrefetchNode, ShuffleNode
 from datarax.dag.rebatch import RebatchNode
+from datarax.dag.sharder import SharderNode
 
 __all__ = [
     "BatchNode",
@@ -40,6 +41,7 @@ __all__ = [
     "PrefetchNode",
     "RebatchNode",
     "Sequential",
+    "SharderNode",
     "ShuffleNode",
     "Switch",
 ]

@@ -16,17 +16,20 @@ from datarax.dag.base import Fanout, Node, Sequential, TraceContext, lower_node
 from datarax.dag.cache import CacheNode
 from datarax.dag.compiler import (
     ChunkProgram,
+    DeviceMajor,
     DevicePlan,
     build_run_fn,
     choose_batches_per_call,
     module_parts,
     same_parts,
+    split_device_major_fn,
     split_fn,
 )
 from datarax.dag.executor import PipelineIterator
 from datarax.dag.geometry import Geometry
 from datarax.dag.host import BatchNode, DataSourceNode, PrefetchNode, ShuffleNode
 from datarax.dag.rebatch import RebatchNode
+from datarax.dag.sharder import SharderNode, as_sharder
 from datarax.operators.base import Operator
 from datarax.samplers.base import Sampler
 from datarax.sources.base import DataSource
@@ -43,6 +46,7 @@ def from_source(
     sampler: Sampler | None = None,
     prefetch: int = 2,
     batches_per_call: int | None = None,
+    sharding: Any = None,
 ) -> Pipeline:
     """A pipeline that reads ``source`` in batches of ``batch_size``.
 
@@ -59,6 +63,9 @@ def from_source(
             a ``PrefetchNode`` in the chain overrides it.
         batches_per_call: Batches computed per compiled call (default: chosen from
             the batch's size so that small batches share one dispatch).
+        sharding: Where batches live: a ``NamedSharding`` whose spec splits the batch
+            axis over a mesh axis, or an :class:`~datarax.sharding.ArraySharder`
+            (a ``SharderNode`` in the chain does the same).
 
     Example:
         >>> import numpy as np
@@ -71,7 +78,7 @@ def from_source(
         DataSourceNode(source, sampler=sampler, shuffle=shuffle, seed=seed, num_epochs=num_epochs),
         BatchNode(batch_size, drop_remainder=drop_remainder),
     ]
-    return Pipeline(nodes, prefetch=prefetch, batches_per_call=batches_per_call)
+    return Pipeline(nodes, prefetch=prefetch, batches_per_call=batches_per_call, sharding=sharding)
 
 
 def chain(left: Node, right: Node) -> Node:
@@ -111,6 +118,7 @@ class Pipeline(Sequential):
         "geometry",
         "steps",
         "output_spec",
+        "sharder",
         "_runtime",
     )
     prefetch: int
@@ -119,6 +127,7 @@ class Pipeline(Sequential):
     geometry: Geometry
     steps: tuple[_Step, ...]
     output_spec: Any
+    sharder: Any
     _runtime: _Runtime
 
     def __init__(
@@ -127,6 +136,7 @@ class Pipeline(Sequential):
         *,
         prefetch: int = 2,
         batches_per_call: int | None = None,
+        sharding: Any = None,
         _parent: Pipeline | None = None,
     ) -> None:
         super().__init__(nodes)
@@ -150,6 +160,10 @@ class Pipeline(Sequential):
         prefetches = [n for n in self.nodes if isinstance(n, PrefetchNode)]
         if prefetches:
             prefetch = prefetches[-1].buffer_size
+        sharders = [n.sharder for n in self.nodes if isinstance(n, SharderNode)]
+        sharder = sharders[-1] if sharders else None
+        if sharder is None and sharding is not None:
+            sharder = as_sharder(sharding, "from_source(sharding=...)")
         sampler = self.source_node.sampler
         for node in host:
             if isinstance(node, ShuffleNode):
@@ -163,9 +177,12 @@ class Pipeline(Sequential):
             batches_per_call=batches_per_call,
             sampler=sampler,
             geometry=Geometry(len(sampler), tuple(stages)),
+            sharder=sharder,
             _runtime=_Runtime(),
         )
         self.geometry.check()
+        if sharder is not None:
+            sharder.check_batch_size(self.geometry.batch_size, "Pipeline")
         known = _parent.steps if _parent is not None else ()
         steps = list(known)
         spec: Any = known[-1].spec if known else (dict(self.source.element_spec()), {})
@@ -188,7 +205,7 @@ class Pipeline(Sequential):
         host: list[Node] = []
         device: list[Node] = []
         for node in self.nodes[1:]:
-            if isinstance(node, PrefetchNode):
+            if isinstance(node, (PrefetchNode, SharderNode)):
                 continue
             if device or node.device:
                 device.append(node)
@@ -282,6 +299,7 @@ class Pipeline(Sequential):
             (*self.nodes, node),
             prefetch=self.prefetch,
             batches_per_call=self.batches_per_call,
+            sharding=self.sharder,
             _parent=self,
         )
 
@@ -296,12 +314,13 @@ class Pipeline(Sequential):
             nodes,
             prefetch=self.prefetch if prefetch is None else prefetch,
             batches_per_call=batches_per_call or self.batches_per_call,
+            sharding=self.sharder,
             _parent=self,
         )
 
     # -- identity ------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
-        stream_nodes = [n for n in self.nodes if not isinstance(n, PrefetchNode)]
+        stream_nodes = [n for n in self.nodes if not isinstance(n, (PrefetchNode, SharderNode))]
         return {"type": "Pipeline", "nodes": [n.fingerprint() for n in stream_nodes]}
 
     def fingerprint_digest(self) -> str:
@@ -317,7 +336,7 @@ class Pipeline(Sequential):
         """
         nodes = []
         for node in self.nodes:
-            if isinstance(node, (PrefetchNode, BatchNode, RebatchNode)):
+            if isinstance(node, (PrefetchNode, SharderNode, BatchNode, RebatchNode)):
                 continue
             fingerprint = node.fingerprint()
             if isinstance(node, DataSourceNode):
@@ -373,17 +392,42 @@ class Pipeline(Sequential):
         """
         state, runs = self._compiled()
         leaves = jax.tree_util.tree_leaves(state)
-        gather = self.source.device_arrays is not None
+        layout = self._layout()
+        # Split over devices, records are read on the host and each device is sent its
+        # rows: no device holds a copy of the whole dataset.
+        gather = self.source.device_arrays is not None and layout is None
         rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
         parts = rows // self.batch_size
+        split = split_fn(parts) if parts > 1 else None
+        gather_from = self.source.device_arrays
+        if self.sharder is not None:
+            leaves = jax.device_put(leaves, self.sharder.replicated())
+        if layout is not None:
+            split = split_device_major_fn(parts, layout) if parts > 1 else None
         return ChunkProgram(
             runs=runs,
-            split=split_fn(parts) if parts > 1 else None,
+            split=split,
             state_leaves=tuple(leaves),
             rows=rows,
             batch_size=self.batch_size,
             gather=gather,
+            gather_from=gather_from,
+            sharder=self.sharder,
+            device_major=layout is not None,
         )
+
+    def _layout(self) -> DeviceMajor | None:
+        """The device-major layout, when every node computes each record alone.
+
+        Caches, rebatching and per-batch decisions need batches in order on one
+        device: such pipelines compute batches on one device and then place them.
+        """
+        if self.sharder is None:
+            return None
+        for node in (n for step in self.steps for n in step.node.walk()):
+            if isinstance(node, (CacheNode, RebatchNode)) or getattr(node, "per_batch", False):
+                return None
+        return DeviceMajor(self.sharder, self.batch_size)
 
     def _compiled(self) -> tuple[Any, tuple]:
         """The operators' state and the chunk functions, reused while nothing was reassigned.
@@ -400,9 +444,10 @@ class Pipeline(Sequential):
             plan = self.plan()
             graphdef, state = nnx.split(ops)
             treedef = jax.tree_util.tree_structure(state)
-            gather = self.source.device_arrays is not None
+            layout = self._layout()
+            gather = self.source.device_arrays is not None and layout is None
             runs = tuple(
-                build_run_fn(plan, graphdef, treedef, j, gather or j > 0)
+                build_run_fn(plan, graphdef, treedef, j, gather or j > 0, layout)
                 for j in range(plan.num_caches + 1)
             )
             cached = (parts, state, runs)
@@ -412,8 +457,11 @@ class Pipeline(Sequential):
     def batches_per_call_default(self) -> int:
         """Output batches per compiled call when iterating (see ``from_source``)."""
         g = self.geometry
+        record_bytes = self.record_bytes()
+        if self._layout() is not None:  # each device computes only its share of a chunk
+            record_bytes = max(1, record_bytes // self.sharder.data_size)
         return choose_batches_per_call(
-            self.record_bytes(), g.batch_size, g.batches_per_epoch, self.batches_per_call
+            record_bytes, g.batch_size, g.batches_per_epoch, self.batches_per_call
         )
 
     def prepare_caches(self) -> list[tuple[Any, Any]]:

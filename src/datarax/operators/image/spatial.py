@@ -56,10 +56,11 @@ class IndexMap:
 
     def apply(self, images: jax.Array, where: str) -> jax.Array:
         """Gather a batch of ``(B, height, width[, C])`` images through the map."""
-        batch = jnp.arange(images.shape[0])[:, None, None]
-        rows = jnp.clip(self.rows, 0, self.height - 1)[:, :, None]
-        cols = jnp.clip(self.cols, 0, self.width - 1)[:, None, :]
-        out = images[batch, rows, cols]
+        rows = jnp.clip(self.rows, 0, self.height - 1)
+        cols = jnp.clip(self.cols, 0, self.width - 1)
+        # Per record (vmapped), so the gather keeps the batch as a batching dimension:
+        # a sharded batch then gathers on each device without moving images around.
+        out = jax.vmap(lambda image, r, c: image[r[:, None], c[None, :]])(images, rows, cols)
         if self.fill is None:
             return out
         fill = np.asarray(self.fill).astype(images.dtype)

@@ -1,0 +1,161 @@
+"""Checks run in a process with 8 simulated CPU devices (started by test_sharding.py).
+
+Each check prints ``ok <name>``; any failure raises and ends the process non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["JAX_PLATFORMS"] = "cpu"
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "dag"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
+from pipelines import augmented, flip, image_data, normalize  # noqa: E402
+
+from datarax import from_source  # noqa: E402
+from datarax.core.errors import ConfigError, PipelineBuildError  # noqa: E402
+from datarax.dag.nodes import Branch, CacheNode, OperatorNode, RebatchNode, SharderNode  # noqa: E402
+from datarax.distributed import DeviceMesh  # noqa: E402
+from datarax.operators import ElementOperator, ElementOperatorConfig  # noqa: E402
+from datarax.sharding import ArraySharder  # noqa: E402
+from datarax.sources import MemorySource, MemorySourceConfig  # noqa: E402
+from harness import assert_resumes_at_every_step  # noqa: E402
+
+MESH = DeviceMesh({"data": 8})
+
+
+DATA = P("data")
+
+
+def same_stream(sharded, plain, spec=DATA):
+    a, b = list(sharded), list(plain)
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b, strict=True):
+        assert x.epoch == y.epoch
+        np.testing.assert_array_equal(x.record_ids, y.record_ids)
+        for field in y.data:
+            np.testing.assert_array_equal(np.asarray(x[field]), np.asarray(y[field]))
+            if x.batch_size % 8 == 0:
+                sharding = x[field].sharding
+                assert isinstance(sharding, NamedSharding), sharding
+                assert sharding.spec == spec or field == "label", (field, sharding.spec)
+                shard_rows = {s.data.shape[0] for s in x[field].addressable_shards}
+                assert shard_rows == {x.batch_size // 8}, shard_rows
+    return a
+
+
+def check_both_ways_equal_the_unsharded_stream():
+    for placement in ("device", "host"):
+        plain = augmented(100, 16, placement=placement)
+        by_node = augmented(100, 16, placement=placement) >> SharderNode(ArraySharder(MESH))
+        by_arg = augmented(
+            100, 16, placement=placement, sharding=NamedSharding(MESH.mesh, P("data"))
+        )
+        assert by_node.program().device_major and by_arg.program().device_major
+        same_stream(by_node, plain)
+        same_stream(by_arg, augmented(100, 16, placement=placement))
+        print("ok", f"sharded_equals_unsharded_{placement}")
+
+
+def check_a_model_axis_splits_the_last_axis():
+    mesh = DeviceMesh({"data": 4, "model": 2})
+    sharder = ArraySharder(mesh, "data", "model")
+    double = ElementOperator(
+        ElementOperatorConfig(),
+        fn=lambda e: e.update_data({"image": jnp.concatenate([e.data["image"]] * 2, -1)}),
+    )
+    plain = augmented(40, 8, shuffle=False) >> OperatorNode(double)
+    sharded = plain >> SharderNode(sharder)
+    for x, y in zip(sharded, plain, strict=True):
+        np.testing.assert_array_equal(np.asarray(x["image"]), np.asarray(y["image"]))
+        assert x["image"].sharding.spec == P("data", None, None, "model")
+        assert x["label"].sharding.spec == P("data")
+        assert {s.data.shape for s in x["image"].addressable_shards} == {(2, 4, 6, 1)}
+    print("ok", "model_axis")
+
+
+def bright(e):
+    return jnp.mean(e.data["image"]) > 0.5
+
+
+def check_batch_order_nodes_are_placed_after_computing():
+    def build(sharded):
+        source = MemorySource(MemorySourceConfig(), data=image_data(60))
+        normalizer = ElementOperator(ElementOperatorConfig(), fn=normalize)
+        flipper = ElementOperator(
+            ElementOperatorConfig(stochastic=True, stream_name="augment"),
+            fn=flip,
+            rngs=nnx.Rngs(7),
+        )
+        pipeline = (
+            from_source(source, 8, shuffle=True, num_epochs=2)
+            >> OperatorNode(normalizer)
+            >> CacheNode()
+            >> Branch(bright, OperatorNode(flipper), None, per_batch=True)
+            >> RebatchNode(16)
+        )
+        return pipeline >> SharderNode(ArraySharder(MESH)) if sharded else pipeline
+
+    sharded = build(True)
+    assert not sharded.program().device_major
+    same_stream(sharded, build(False))
+    print("ok", "fallback_nodes")
+
+
+def check_data_parallel_training_step():
+    from datarax.distributed import DataParallel
+
+    dp = DataParallel(MESH)
+    params = dp.replicate({"w": jnp.ones((4, 6, 1))})
+    step = jax.jit(lambda p, x: jnp.mean(jnp.sum(p["w"] * x, axis=(1, 2, 3))))
+    plain = augmented(64, 16, shuffle=False)
+    losses = [float(step(params, b["image"])) for b in dp.pipeline(plain)]
+    expected = [float(np.mean(np.asarray(b["image"]).sum((1, 2, 3)))) for b in plain]
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    assert dp.shard_batch({"x": np.zeros((16, 2))})["x"].sharding.spec == P("data")
+    print("ok", "data_parallel")
+
+
+def check_the_batch_must_split_evenly():
+    try:
+        augmented(40, 12) >> SharderNode(ArraySharder(MESH))
+    except PipelineBuildError as error:
+        assert "divisible by 8" in str(error), error
+    else:
+        raise AssertionError("a batch of 12 over 8 devices was accepted")
+    for bad in ({"data": 3}, {"data": 0}, {"data": -1, "model": -1}):
+        try:
+            DeviceMesh(bad)
+        except ConfigError:
+            continue
+        raise AssertionError(f"DeviceMesh({bad}) was accepted")
+    print("ok", "errors")
+
+
+def check_sharded_pipelines_resume_exactly():
+    def make():
+        return augmented(43, 8, num_epochs=2, placement="host") >> SharderNode(ArraySharder(MESH))
+
+    assert_resumes_at_every_step(make)
+    plain_state = iter(augmented(43, 8, num_epochs=2, placement="host")).get_state()
+    assert iter(make()).get_state() == plain_state  # placement is not part of the state
+    print("ok", "resume")
+
+
+if __name__ == "__main__":
+    assert len(jax.devices()) == 8, jax.devices()
+    check_both_ways_equal_the_unsharded_stream()
+    check_a_model_axis_splits_the_last_axis()
+    check_batch_order_nodes_are_placed_after_computing()
+    check_the_batch_must_split_evenly()
+    check_data_parallel_training_step()
+    check_sharded_pipelines_resume_exactly()
