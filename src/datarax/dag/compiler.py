@@ -163,6 +163,7 @@ class ChunkProgram:
     gather_from: Any = None
     sharder: Any = None
     device_major: bool = False
+    assemble: Callable[[Any], Any] | None = None
 
     @property
     def batches_per_call(self) -> int:
@@ -198,6 +199,8 @@ class ChunkProgram:
         parts = self.split(out) if self.split is not None else [out]
         if self.sharder is not None and not self.device_major:
             parts = [self.sharder.shard(part) for part in parts]
+        if self.assemble is not None:  # this process's rows of each global batch
+            parts = [self.assemble(part) for part in parts]
         return parts, cached
 
 

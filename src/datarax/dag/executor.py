@@ -80,7 +80,10 @@ class PipelineIterator(Iterator[Batch]):
         batch = self._ready.popleft()
         first = batch[0] if isinstance(batch, tuple) else batch
         self._pipeline._advance_cursor(first.epoch)
-        self._position += first.batch_size
+        # Positions count this process's records (its share when split over processes).
+        self._position += (
+            self._geometry.batch_size if self._pipeline.split_over_processes else (first.batch_size)
+        )
         if self._position >= self._origin + self._geometry.remaining(self._origin).epoch_end:
             self._epoch, self._position, self._origin = self._epoch + 1, 0, 0
             if self._program is not None:  # every compilation lands in the first epoch
@@ -121,9 +124,9 @@ class PipelineIterator(Iterator[Batch]):
             "pipeline": self._pipeline.records_digest(),
             "first_epoch": self._first_epoch,
             "epoch": self._epoch,
-            "position": self._position,
-            "origin": self._origin,
-            "batching": _batching(self._geometry),
+            "position": self._pipeline.global_position(self._position),
+            "origin": self._pipeline.global_position(self._origin),
+            "batching": _batching(self._pipeline.global_geometry),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -137,7 +140,19 @@ class PipelineIterator(Iterator[Batch]):
         Operator parameters are read again at the next batch, so values restored
         into the operators (``nnx.update``) apply.
         """
-        first, epoch, position, origin = _validate_state(state, self._pipeline, self._geometry)
+        pipeline = self._pipeline
+        first, epoch, position, origin = _validate_state(state, pipeline, pipeline.global_geometry)
+        local, local_origin = pipeline.local_position(position), pipeline.local_position(origin)
+        if local is None or local_origin is None:
+            raise StateError(
+                "the global batch size changed",
+                where="PipelineIterator.set_state",
+                expected=f"a state saved with global batches of "
+                f"{pipeline.global_geometry.batch_size} records (a pipeline split over "
+                "processes keeps its global batch size)",
+                found=f"position={position}, origin={origin}",
+            )
+        position, origin = local, local_origin
         self._restart()
         self._first_epoch, self._epoch, self._position, self._origin = (
             first,
@@ -160,7 +175,8 @@ class PipelineIterator(Iterator[Batch]):
             threaded = not self._program.final.gather
             self._producer = _Producer(chunks, self._pipeline.prefetch, threaded=threaded)
             weakref.finalize(self, self._producer.stop)
-        return _batches(*self._producer.get())
+        epoch, bounds, start, ids, parts, batch_size = self._producer.get()
+        return _batches(epoch, bounds, start, ids, parts, batch_size, self._pipeline)
 
 
 def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int):
@@ -363,12 +379,15 @@ def compile_cache_programs(program, caches: list) -> None:
         scatter_rows.lower(arrays, vector, values).compile()
 
 
-def _batches(epoch, bounds, start, ids, parts, batch_size) -> list[Any]:
+def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline) -> list[Any]:
     out: list[Any] = []
     for b_start, size in bounds:
         offset = b_start - start
         part = parts[offset // batch_size]
         record_ids = ids[offset : offset + size]
+        if pipeline.split_over_processes:  # a global batch: every process's rows
+            record_ids = pipeline.global_record_ids(epoch, b_start)
+            size = record_ids.size
         if isinstance(part, Fanout):
             out.append(tuple(_batch(p, size, record_ids, epoch) for p in part))
         else:

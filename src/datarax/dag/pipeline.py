@@ -32,6 +32,7 @@ from datarax.dag.rebatch import RebatchNode
 from datarax.dag.sharder import SharderNode, as_sharder
 from datarax.operators.base import Operator
 from datarax.samplers.base import Sampler
+from datarax.sharding.process import JaxProcessSharder, ProcessSliceConfig, ProcessSliceSampler
 from datarax.sources.base import DataSource
 
 
@@ -119,6 +120,8 @@ class Pipeline(Sequential):
         "steps",
         "output_spec",
         "sharder",
+        "global_geometry",
+        "_process_slice",
         "_runtime",
     )
     prefetch: int
@@ -128,6 +131,8 @@ class Pipeline(Sequential):
     steps: tuple[_Step, ...]
     output_spec: Any
     sharder: Any
+    global_geometry: Geometry
+    _process_slice: tuple[int, int] | None
     _runtime: _Runtime
 
     def __init__(
@@ -172,17 +177,32 @@ class Pipeline(Sequential):
         stages = [(batch.batch_size, batch.drop_remainder)] + [
             (n.target_batch_size, n.drop_remainder) for n in device if isinstance(n, RebatchNode)
         ]
+        global_geometry = Geometry(len(sampler), tuple(stages))
+        global_geometry.check()
+        geometry, process_slice = global_geometry, None
+        if isinstance(sharder, JaxProcessSharder):
+            sharder.check_pipeline(batch.batch_size, batch.drop_remainder, len(stages) - 1)
+            if sharder.multi_process:
+                config = ProcessSliceConfig(batch.batch_size, sharder.num_processes)
+                config = ProcessSliceConfig(
+                    config.batch_size, config.num_processes, sharder.process_index
+                )
+                sampler = ProcessSliceSampler(config, base=sampler)
+                local = sampler.local_batch_size
+                geometry = Geometry(len(sampler), ((local, True),))
+                process_slice = (batch.batch_size, local)
+        elif sharder is not None:
+            sharder.check_batch_size(global_geometry.batch_size, "Pipeline")
         self._init(
             prefetch=prefetch,
             batches_per_call=batches_per_call,
             sampler=sampler,
-            geometry=Geometry(len(sampler), tuple(stages)),
+            geometry=geometry,
+            global_geometry=global_geometry,
             sharder=sharder,
+            _process_slice=process_slice,
             _runtime=_Runtime(),
         )
-        self.geometry.check()
-        if sharder is not None:
-            sharder.check_batch_size(self.geometry.batch_size, "Pipeline")
         known = _parent.steps if _parent is not None else ()
         steps = list(known)
         spec: Any = known[-1].spec if known else (dict(self.source.element_spec()), {})
@@ -191,6 +211,15 @@ class Pipeline(Sequential):
             spec, size = self._infer(node, spec, size, steps)
             steps.append(_Step(node, spec, size))
         self._init(steps=tuple(steps), output_spec=spec)
+        if process_slice is not None:
+            for node in (n for step in self.steps for n in step.node.walk()):
+                if getattr(node, "per_batch", False):
+                    raise PipelineBuildError(
+                        "a per-batch decision needs the whole batch in one process",
+                        where=node.name,
+                        expected="per-record decisions in a pipeline split over processes",
+                        found="per_batch=True",
+                    )
 
     # -- structure -----------------------------------------------------------------
     def _split_planes(self) -> tuple[list[Node], list[Node]]:
@@ -401,7 +430,7 @@ class Pipeline(Sequential):
         split = split_fn(parts) if parts > 1 else None
         gather_from = self.source.device_arrays
         if self.sharder is not None:
-            leaves = jax.device_put(leaves, self.sharder.replicated())
+            leaves = jax.device_put(leaves, self.compute_sharder.replicated())
         if layout is not None:
             split = split_device_major_fn(parts, layout) if parts > 1 else None
         return ChunkProgram(
@@ -412,9 +441,13 @@ class Pipeline(Sequential):
             batch_size=self.batch_size,
             gather=gather,
             gather_from=gather_from,
-            sharder=self.sharder,
+            sharder=self.compute_sharder,
             device_major=layout is not None,
+            assemble=self._assemble if self._process_slice is not None else None,
         )
+
+    def _assemble(self, part: Any) -> Any:
+        return self.sharder.assemble(part, self.global_geometry.batch_size)
 
     def _layout(self) -> DeviceMajor | None:
         """The device-major layout, when every node computes each record alone.
@@ -422,12 +455,45 @@ class Pipeline(Sequential):
         Caches, rebatching and per-batch decisions need batches in order on one
         device: such pipelines compute batches on one device and then place them.
         """
-        if self.sharder is None:
+        sharder = self.compute_sharder
+        if sharder is None:
             return None
         for node in (n for step in self.steps for n in step.node.walk()):
             if isinstance(node, (CacheNode, RebatchNode)) or getattr(node, "per_batch", False):
                 return None
-        return DeviceMajor(self.sharder, self.batch_size)
+        return DeviceMajor(sharder, self.batch_size)
+
+    @property
+    def compute_sharder(self) -> Any:
+        """The placement this process computes with (its own devices when split)."""
+        if isinstance(self.sharder, JaxProcessSharder):
+            return self.sharder.local
+        return self.sharder
+
+    @property
+    def split_over_processes(self) -> bool:
+        """Whether each process computes only its rows of every batch."""
+        return self._process_slice is not None
+
+    def global_record_ids(self, epoch: int, position: int) -> np.ndarray:
+        """Record ids of the global batch holding this process's ``position``."""
+        start = self.global_position(position)
+        base = cast(ProcessSliceSampler, self.sampler).base
+        return base.indices(epoch, start, start + self.global_geometry.batch_size)
+
+    def global_position(self, position: int) -> int:
+        """The position in the global stream of this process's ``position``."""
+        if self._process_slice is None:
+            return position
+        big, local = self._process_slice
+        return position // local * big
+
+    def local_position(self, position: int) -> int | None:
+        """This process's position for a global ``position`` (``None``: between batches)."""
+        if self._process_slice is None:
+            return position
+        big, local = self._process_slice
+        return None if position % big else position // big * local
 
     def _compiled(self) -> tuple[Any, tuple]:
         """The operators' state and the chunk functions, reused while nothing was reassigned.
@@ -459,7 +525,7 @@ class Pipeline(Sequential):
         g = self.geometry
         record_bytes = self.record_bytes()
         if self._layout() is not None:  # each device computes only its share of a chunk
-            record_bytes = max(1, record_bytes // self.sharder.data_size)
+            record_bytes = max(1, record_bytes // self.compute_sharder.data_size)
         return choose_batches_per_call(
             record_bytes, g.batch_size, g.batches_per_epoch, self.batches_per_call
         )
