@@ -24,9 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-ENV_COORDINATOR = "DATARAX_COORDINATOR"
-ENV_NUM_PROCESSES = "DATARAX_NUM_PROCESSES"
-ENV_PROCESS_ID = "DATARAX_PROCESS_ID"
+from datarax.distributed.env import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
 
 def free_port() -> int:

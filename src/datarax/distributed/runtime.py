@@ -6,7 +6,7 @@ import os
 
 import jax
 
-from datarax.distributed.launch import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
+from datarax.distributed.env import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
 
 def initialize(*, heartbeat_timeout_seconds: int = 10, initialization_timeout: int = 60) -> bool:
