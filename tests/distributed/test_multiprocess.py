@@ -81,3 +81,35 @@ def test_a_killed_process_stops_the_others_with_a_clear_error(tmp_path):
     assert "process 1 of 2 was killed by SIGKILL; stopped the other processes" in result.stderr
     assert elapsed < 90
     assert not (tmp_path / "ids-0.json").exists() or np.True_
+
+
+CHECKPOINT_CHILD = Path(__file__).with_name("mp_checkpoint_child.py")
+
+
+def test_orbax_checkpoints_per_process_restore_on_another_number_of_processes(tmp_path):
+    def run(n, *args):
+        command = [
+            sys.executable,
+            "-m",
+            "datarax.distributed.launch",
+            "-n",
+            str(n),
+            "--devices-per-process",
+            "2",
+            str(CHECKPOINT_CHILD),
+            str(tmp_path / "ckpt"),
+            str(tmp_path),
+            *args,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-4000:]
+
+    run(2, "save", "3")
+    files = sorted(p.name for p in (tmp_path / "ckpt" / "1" / "data").iterdir())
+    assert "iterator.process-0.json" in files and "iterator.process-1.json" in files
+    saved = json.loads((tmp_path / "rest-2-0.json").read_text())
+    assert json.loads((tmp_path / "rest-2-1.json").read_text()) == saved
+    for n in (1, 4):
+        run(n, "restore")
+        for p in range(n):
+            assert json.loads((tmp_path / f"rest-{n}-{p}.json").read_text()) == saved

@@ -125,6 +125,36 @@ def check_data_parallel_training_step():
     print("ok", "data_parallel")
 
 
+def check_prefetched_batches_are_already_on_the_devices():
+    import time
+
+    from datarax.dag.compiler import ChunkProgram
+
+    calls = []
+    real_call = ChunkProgram.__call__
+
+    def counting(self, *args):
+        out = real_call(self, *args)
+        calls.append(out)
+        return out
+
+    ChunkProgram.__call__ = counting
+    try:
+        pipeline = augmented(64, 16, placement="host", batches_per_call=1, num_epochs=None)
+        it = iter(pipeline >> SharderNode(ArraySharder(MESH)))
+        next(it)
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(calls) == 3, len(calls)  # the batch handed out and 2 ahead (prefetch=2)
+        ahead = calls[-1][0][0][0]["image"]  # next chunk's first batch, already dispatched
+        assert ahead.sharding.spec == P("data") and len(ahead.sharding.device_set) == 8
+        it.close()
+    finally:
+        ChunkProgram.__call__ = real_call
+    print("ok", "prefetch")
+
+
 def check_the_batch_must_split_evenly():
     try:
         augmented(40, 12) >> SharderNode(ArraySharder(MESH))
@@ -158,4 +188,5 @@ if __name__ == "__main__":
     check_batch_order_nodes_are_placed_after_computing()
     check_the_batch_must_split_evenly()
     check_data_parallel_training_step()
+    check_prefetched_batches_are_already_on_the_devices()
     check_sharded_pipelines_resume_exactly()

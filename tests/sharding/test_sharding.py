@@ -31,6 +31,7 @@ def test_eight_device_checks():
         "errors",
         "resume",
         "data_parallel",
+        "prefetch",
     }
 
 

@@ -97,7 +97,7 @@ class NNXCheckpointHandler(ocp.AsyncCheckpointHandler):
 
     def metadata(self, directory: Any) -> dict[str, Any] | None:
         """Format, versions and pipeline fingerprint of a saved item (not checked)."""
-        path = directory / _snapshot.ITERATOR_FILE
+        path = _snapshot.item_files(directory, for_writing=False)[0]
         if not path.exists():
             return None
         try:

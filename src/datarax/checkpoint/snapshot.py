@@ -56,6 +56,37 @@ from datarax.core.errors import StateError
 ITERATOR_FILE = "iterator.json"
 
 
+def item_files(directory: Any, *, for_writing: bool) -> tuple[Any, Any]:
+    """``(iterator.json, operators.npz)`` paths of this process in ``directory``.
+
+    With several processes each writes its own pair (``iterator.process-<p>.json``,
+    ...), so no two processes write one file. A restore reads this process's pair
+    when there is one, else the files of a one-process save, else process 0's: the
+    iterator state is global, so any process's files continue the same stream, with
+    another number of processes too.
+    """
+    import jax
+
+    index, count = jax.process_index(), jax.process_count()
+
+    def pair(process: int | None) -> tuple[Any, Any]:
+        if process is None:
+            return directory / ITERATOR_FILE, directory / OPERATORS_FILE
+        stem_i, stem_o = ITERATOR_FILE.rsplit(".", 1), OPERATORS_FILE.rsplit(".", 1)
+        return (
+            directory / f"{stem_i[0]}.process-{process}.{stem_i[1]}",
+            directory / f"{stem_o[0]}.process-{process}.{stem_o[1]}",
+        )
+
+    if for_writing:
+        return pair(index if count > 1 else None)
+    for candidate in ([index] if count > 1 else []) + [None, 0]:
+        files = pair(candidate)
+        if files[0].exists():
+            return files
+    return pair(index if count > 1 else None)
+
+
 @dataclass(frozen=True)
 class IteratorSnapshot:
     """Everything a save writes, copied from the iterator when the save started."""
@@ -77,9 +108,10 @@ def capture(iterator: Any) -> IteratorSnapshot:
 def write_snapshot(directory: Any, snapshot: IteratorSnapshot) -> None:
     """Write ``operators.npz``, then ``iterator.json``, into ``directory``."""
     data, manifest = encode_operators(snapshot.operators)
-    (directory / OPERATORS_FILE).write_bytes(data)
+    iterator_file, operators_file = item_files(directory, for_writing=True)
+    operators_file.write_bytes(data)
     document = {**snapshot.document, "operators": manifest}
-    (directory / ITERATOR_FILE).write_text(encode_document(document))
+    iterator_file.write_text(encode_document(document))
 
 
 def _read(path: Any) -> bytes | None:
@@ -98,8 +130,8 @@ def _read(path: Any) -> bytes | None:
 
 
 def read_document_bytes(directory: Any) -> bytes:
-    """The bytes of ``directory/iterator.json``; a :class:`StateError` when missing."""
-    path = directory / ITERATOR_FILE
+    """The bytes of this process's ``iterator.json``; a :class:`StateError` when missing."""
+    path = item_files(directory, for_writing=False)[0]
     data = _read(path)
     if data is None:
         raise StateError(
@@ -122,7 +154,8 @@ def restore_directory(directory: Any, iterator: Any) -> None:
         StateError: A file is missing, empty, truncated, corrupted, foreign or from a
             differently built pipeline; the iterator and its operators are unchanged.
     """
-    where = os.fspath(directory / ITERATOR_FILE)
+    iterator_file, npz = item_files(directory, for_writing=False)
+    where = os.fspath(iterator_file)
     pipeline = pipeline_of(iterator, where)
     document = decode_document(read_document_bytes(directory), where, pipeline)
     if "operators" not in document:
@@ -132,7 +165,6 @@ def restore_directory(directory: Any, iterator: Any) -> None:
             expected="the operator manifest written by NNXCheckpointHandler",
             found="nothing (use load_iterator_state for a file of save_iterator_state)",
         )
-    npz = directory / OPERATORS_FILE
     restored = decode_operators(document["operators"], _read(npz), where, os.fspath(npz), pipeline)
     # set_state checks the position before changing anything, and makes the iterator
     # read the operators' values again at its next batch: after the update below.
