@@ -422,9 +422,7 @@ class Pipeline(Sequential):
         state, runs = self._compiled()
         leaves = jax.tree_util.tree_leaves(state)
         layout = self._layout()
-        # Split over devices, records are read on the host and each device is sent its
-        # rows: no device holds a copy of the whole dataset.
-        gather = self.source.device_arrays is not None and layout is None
+        gather = self.source.device_arrays is not None
         rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
         parts = rows // self.batch_size
         split = split_fn(parts) if parts > 1 else None
@@ -433,6 +431,8 @@ class Pipeline(Sequential):
             leaves = jax.device_put(leaves, self.compute_sharder.replicated())
         if layout is not None:
             split = split_device_major_fn(parts, layout) if parts > 1 else None
+            if gather:  # every device gathers its rows from its own copy of the records
+                gather_from = self._replicated_source()
         return ChunkProgram(
             runs=runs,
             split=split,
@@ -462,6 +462,14 @@ class Pipeline(Sequential):
             if isinstance(node, (CacheNode, RebatchNode)) or getattr(node, "per_batch", False):
                 return None
         return DeviceMajor(sharder, self.batch_size)
+
+    def _replicated_source(self) -> Any:
+        """The device-placed source copied to every device this process computes on."""
+        if self._runtime.replicated is None:
+            self._runtime.replicated = jax.device_put(
+                self.source.device_arrays, self.compute_sharder.replicated()
+            )
+        return self._runtime.replicated
 
     @property
     def compute_sharder(self) -> Any:
@@ -511,7 +519,7 @@ class Pipeline(Sequential):
             graphdef, state = nnx.split(ops)
             treedef = jax.tree_util.tree_structure(state)
             layout = self._layout()
-            gather = self.source.device_arrays is not None and layout is None
+            gather = self.source.device_arrays is not None
             runs = tuple(
                 build_run_fn(plan, graphdef, treedef, j, gather or j > 0, layout)
                 for j in range(plan.num_caches + 1)
@@ -604,6 +612,7 @@ class _Runtime:
         self.epoch_cursor = 0
         self.plan: DevicePlan | None = None
         self.compiled: tuple[list, Any, tuple] | None = None
+        self.replicated: Any = None
 
 
 def _digest(value: Any) -> str:
