@@ -190,7 +190,10 @@ class ChunkProgram:
         """Dispatch one chunk; returns (one output per batch, values at later caches)."""
         if self.device_major:
             rows = NamedSharding(self.sharder.mesh, P(self.sharder.data_axis))
-            index, record_ids = jax.device_put((index, record_ids), rows)
+            if index is record_ids:  # reading the source: one transfer for both
+                index = record_ids = jax.device_put(record_ids, rows)
+            else:
+                index, record_ids = jax.device_put((index, record_ids), rows)
             if not self.gather:
                 inputs = jax.device_put(inputs, rows)
         out, cached = self.runs[start](
