@@ -10,10 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_resident_memory_is_flat_over_200_epochs_of_w1():
+def test_resident_memory_is_flat_over_hundreds_of_epochs_of_w1():
     # A fresh process, so that other tests' allocations do not blur the figures.
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--epochs", "200", "--at", "10", "200"],
+        [sys.executable, "-m", "benchmarks.memory", "--epochs", "400", "--at", "10", "200", "400"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -21,6 +21,9 @@ def test_resident_memory_is_flat_over_200_epochs_of_w1():
         env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"},
     )
     figures = json.loads(out.stdout.strip().splitlines()[-1])["rss_after_epoch"]
-    growth = figures["200"]["rss_mib"] - figures["10"]["rss_mib"]
-    # 190 epochs of 1000 records: keeping even 100 bytes per record would add 18 MiB.
-    assert growth < 16, figures
+    rss = {int(epoch): value["rss_mib"] for epoch, value in figures.items()}
+    # The allocator and XLA's buffers settle during the first epochs (up to ~15 MiB
+    # here); a leak keeps growing: 100 bytes kept per record would add 19 MiB from
+    # epoch 200 to 400 alone.
+    assert rss[200] - rss[10] < 32, figures
+    assert rss[400] - rss[200] < 10, figures

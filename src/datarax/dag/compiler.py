@@ -199,7 +199,10 @@ class ChunkProgram:
         out, cached = self.runs[start](
             self.state_leaves, inputs, index, record_ids, np.uint32(epoch), np.int32(valid_rows)
         )
-        parts = self.split(out) if self.split is not None else [out]
+        if self.split is not None:
+            parts = self.split(out)
+        else:  # cut inside the run function, or a single batch
+            parts = out if isinstance(out, list) else [out]
         if self.sharder is not None and not self.device_major:
             parts = [self.sharder.shard(part) for part in parts]
         if self.assemble is not None:  # this process's rows of each global batch
@@ -215,12 +218,15 @@ def build_run_fn(
     start: int,
     gather: bool,
     layout: DeviceMajor | None = None,
+    parts: int = 1,
 ) -> Callable:
     """The jitted chunk function of one plan starting at segment ``start``.
 
     The operator state arrives as a flat tuple of leaves: flattening an ``nnx.State``
     on every call would cost more than a small batch's whole computation. With a
-    ``layout`` the rows arrive device-major and the outputs stay split over the mesh.
+    ``layout`` the rows arrive device-major and the outputs stay split over the mesh;
+    then the chunk is also cut into its ``parts`` batches inside the function (each
+    batch written once, in place), instead of by a second function copying them.
     """
 
     def run(state_leaves, inputs, index, record_ids, epoch, valid_rows):
@@ -236,7 +242,9 @@ def build_run_fn(
         ctx = TraceContext(record_ids, epoch, plan.seed, None, positions < valid_rows, {})
         out, cached = plan.lower(operators, inputs, ctx, start)
         if layout is not None:
-            out = layout.sharder.constrain(out)
+            out = layout.sharder.constrain(
+                cut_device_major(out, parts, layout) if parts > 1 else out
+            )
         return out, cached
 
     return jax.jit(run)
@@ -268,26 +276,19 @@ class DeviceMajor:
         return batch * self.batch_size + device * b + row
 
 
-@functools.lru_cache(maxsize=64)
-def split_device_major_fn(parts: int, layout: DeviceMajor) -> Callable:
-    """A jitted cut of a device-major chunk into ``parts`` batches split over the mesh."""
+def cut_device_major(chunk: Any, parts: int, layout: DeviceMajor) -> list[Any]:
+    """The ``parts`` batches of a device-major chunk, each still split over the mesh."""
     shards = layout.sharder.data_size
 
-    def split(chunk):
-        def cut(x):
-            grouped = x.reshape((shards, parts, x.shape[0] // (shards * parts), *x.shape[1:]))
-            return [grouped[:, j].reshape((-1, *x.shape[1:])) for j in range(parts)]
+    def cut(x):
+        grouped = x.reshape((shards, parts, x.shape[0] // (shards * parts), *x.shape[1:]))
+        return [grouped[:, j].reshape((-1, *x.shape[1:])) for j in range(parts)]
 
-        pieces = jax.tree_util.tree_map(cut, chunk)
-        out = [
-            jax.tree_util.tree_map(
-                lambda p, i=i: p[i], pieces, is_leaf=lambda x: isinstance(x, list)
-            )
-            for i in range(parts)
-        ]
-        return layout.sharder.constrain(out)
-
-    return jax.jit(split)
+    pieces = jax.tree_util.tree_map(cut, chunk)
+    return [
+        jax.tree_util.tree_map(lambda p, i=i: p[i], pieces, is_leaf=lambda x: isinstance(x, list))
+        for i in range(parts)
+    ]
 
 
 @functools.cache

@@ -22,7 +22,6 @@ from datarax.dag.compiler import (
     choose_batches_per_call,
     module_parts,
     same_parts,
-    split_device_major_fn,
     split_fn,
 )
 from datarax.dag.executor import PipelineIterator
@@ -419,18 +418,18 @@ class Pipeline(Sequential):
         Args:
             batches_per_call: Batches per compiled call (default: the pipeline's choice).
         """
-        state, runs = self._compiled()
-        leaves = jax.tree_util.tree_leaves(state)
         layout = self._layout()
         gather = self.source.device_arrays is not None
         rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
         parts = rows // self.batch_size
+        state, runs = self._compiled(parts)
+        leaves = jax.tree_util.tree_leaves(state)
         split = split_fn(parts) if parts > 1 else None
         gather_from = self.source.device_arrays
         if self.sharder is not None:
             leaves = jax.device_put(leaves, self.compute_sharder.replicated())
         if layout is not None:
-            split = split_device_major_fn(parts, layout) if parts > 1 else None
+            split = None  # the run function cuts device-major chunks itself
             if gather:  # every device gathers its rows from its own copy of the records
                 gather_from = self._replicated_source()
         return ChunkProgram(
@@ -503,7 +502,7 @@ class Pipeline(Sequential):
         big, local = self._process_slice
         return None if position % big else position // big * local
 
-    def _compiled(self) -> tuple[Any, tuple]:
+    def _compiled(self, parts: int = 1) -> tuple[Any, tuple]:
         """The operators' state and the chunk functions, reused while nothing was reassigned.
 
         The state from ``nnx.split`` holds the operators' own ``Variable`` objects,
@@ -512,21 +511,25 @@ class Pipeline(Sequential):
         attribute of an operator (or of a module inside one) splits again.
         """
         ops = tuple(self.operators)
-        parts = module_parts(ops)
+        objects = module_parts(ops)
         cached = self._runtime.compiled
-        if cached is None or not same_parts(cached[0], parts):
-            plan = self.plan()
+        if cached is None or not same_parts(cached[0], objects):
             graphdef, state = nnx.split(ops)
-            treedef = jax.tree_util.tree_structure(state)
-            layout = self._layout()
+            cached = (objects, state, graphdef, jax.tree_util.tree_structure(state), {})
+            self._runtime.compiled = cached
+        _, state, graphdef, treedef, runs_by_parts = cached
+        layout = self._layout()
+        parts = parts if layout is not None else 1  # only device-major chunks cut inside
+        runs = runs_by_parts.get(parts)
+        if runs is None:
+            plan = self.plan()
             gather = self.source.device_arrays is not None
             runs = tuple(
-                build_run_fn(plan, graphdef, treedef, j, gather or j > 0, layout)
+                build_run_fn(plan, graphdef, treedef, j, gather or j > 0, layout, parts)
                 for j in range(plan.num_caches + 1)
             )
-            cached = (parts, state, runs)
-            self._runtime.compiled = cached
-        return cached[1], cached[2]
+            runs_by_parts[parts] = runs
+        return state, runs
 
     def batches_per_call_default(self) -> int:
         """Output batches per compiled call when iterating (see ``from_source``)."""
@@ -611,7 +614,7 @@ class _Runtime:
     def __init__(self) -> None:
         self.epoch_cursor = 0
         self.plan: DevicePlan | None = None
-        self.compiled: tuple[list, Any, tuple] | None = None
+        self.compiled: tuple[list, Any, Any, Any, dict] | None = None
         self.replicated: Any = None
 
 
