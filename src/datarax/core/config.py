@@ -42,6 +42,18 @@ class Config:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+def require_int(config: Config, field: str) -> None:
+    """Check that ``config.field`` is an int (``bool`` is refused)."""
+    value = getattr(config, field)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(
+            f"{field} must be an int",
+            where=f"{type(config).__name__}.{field}",
+            expected="an int",
+            found=repr(value),
+        )
+
+
 def require_positive(config: Config, field: str, *, allow_none: bool = False) -> None:
     """Check that ``config.field`` is a positive int (or ``None`` when allowed)."""
     value = getattr(config, field)

@@ -58,11 +58,6 @@ class Geometry:
         """
         return self if origin == 0 else Geometry(self.num_records - origin, self.stages)
 
-    @property
-    def empty(self) -> bool:
-        """Whether no batch is handed out (every record dropped as a remainder)."""
-        return self.epoch_end == 0
-
     @cached_property
     def ends(self) -> tuple[int, ...]:
         """Positions of an epoch that reach the end of each stage."""

@@ -202,6 +202,3 @@ class CompositeOperator(Operator):
             "router": None if cfg.router is None else function_identity(cfg.router),
             "fields": None if cfg.fields is None else list(cfg.fields),
         }
-
-    def fusion_group(self) -> Any:
-        return None

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from datarax.core.config import Config, require_positive
-from datarax.core.errors import ConfigError
+from datarax.core.config import Config, require_int, require_positive
 from datarax.core.rng import mix64
 from datarax.samplers.base import Sampler
 from datarax.samplers.feistel import FeistelPermutation
@@ -25,13 +24,7 @@ class ShuffleSamplerConfig(Config):
 
     def validate(self) -> None:
         require_positive(self, "num_records")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(
-                "seed must be an int",
-                where="ShuffleSamplerConfig.seed",
-                expected="an int",
-                found=repr(self.seed),
-            )
+        require_int(self, "seed")
 
 
 class ShuffleSampler(Sampler):
