@@ -26,9 +26,12 @@ class Batch(Mapping):
         states: Per-record state fields left by operators (same layout as ``data``).
         record_ids: The source index of each record, in batch order (host NumPy).
         epoch: The epoch the batch belongs to.
+        valid: ``None`` when every record is real, else a host boolean mask that is
+            ``False`` for records skipped as bad (their rows repeat another record
+            of the batch; see :class:`~datarax.control.BadRecordPolicy`).
     """
 
-    __slots__ = ("data", "states", "record_ids", "epoch")
+    __slots__ = ("data", "states", "record_ids", "epoch", "valid")
 
     def __init__(
         self,
@@ -37,11 +40,27 @@ class Batch(Mapping):
         states: dict[str, Any] | None = None,
         record_ids: np.ndarray | None = None,
         epoch: int = 0,
+        valid: np.ndarray | None = None,
     ) -> None:
         self.data = data
         self.states = states if states is not None else {}
         self.record_ids = record_ids
         self.epoch = epoch
+        self.valid = valid
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``True`` for every real record: all ``True`` unless bad records were skipped."""
+        if self.valid is not None:
+            return self.valid
+        return np.ones(self.batch_size, bool)
+
+    @property
+    def skipped(self) -> np.ndarray | None:
+        """Ids of the records skipped as bad in this batch (``None`` when there are none)."""
+        if self.valid is None or self.record_ids is None:
+            return None
+        return np.asarray(self.record_ids)[~self.valid]
 
     @property
     def batch_size(self) -> int:
@@ -68,9 +87,9 @@ class Batch(Mapping):
         return f"Batch(size={self.batch_size}, epoch={self.epoch}, {{{fields}}})"
 
     def tree_flatten(self):
-        return (self.data, self.states, self.record_ids), self.epoch
+        return (self.data, self.states, self.record_ids, self.valid), self.epoch
 
     @classmethod
     def tree_unflatten(cls, epoch, children):
-        data, states, record_ids = children
-        return cls(data, states=states, record_ids=record_ids, epoch=epoch)
+        data, states, record_ids, valid = children
+        return cls(data, states=states, record_ids=record_ids, epoch=epoch, valid=valid)

@@ -87,3 +87,11 @@ class PipelineBuildError(DataraxError):
 
 class StateError(DataraxError, ValueError):
     """An iterator state cannot be restored into this pipeline."""
+
+
+class RecordError(DataraxError):
+    """A record could not be read, decoded or transformed on the host plane."""
+
+
+class WorkerError(DataraxError, RuntimeError):
+    """A host-plane worker process died or could not be started."""

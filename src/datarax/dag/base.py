@@ -124,6 +124,17 @@ class Node:
         for k, v in fields.items():
             object.__setattr__(self, k, v)
 
+    def __getstate__(self) -> dict[str, Any]:  # nodes travel to worker processes
+        return {
+            k: getattr(self, k)
+            for cls in type(self).__mro__
+            for k in getattr(cls, "__slots__", ())
+            if hasattr(self, k)
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._init(**state)
+
     # -- compilation -----------------------------------------------------------------
     def lower(self, flow: Any, ctx: TraceContext) -> Any:
         """The node's computation on ``flow`` (traced into the pipeline's function)."""

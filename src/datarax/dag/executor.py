@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from datarax.core.batch import Batch
-from datarax.core.errors import StateError
+from datarax.core.errors import RecordError, StateError
 from datarax.dag.base import Fanout
 from datarax.dag.cache import scatter_rows
 
@@ -61,6 +61,8 @@ class PipelineIterator(Iterator[Batch]):
         self._ready: deque[Any] = deque()
         self._producer: _Producer | None = None
         self._program: _ProgramSchedule | None = None
+        self._skipped: list[int] = []  # records skipped so far in this epoch
+        self._skipped_total = 0
 
     @property
     def pipeline(self):
@@ -80,12 +82,16 @@ class PipelineIterator(Iterator[Batch]):
         batch = self._ready.popleft()
         first = batch[0] if isinstance(batch, tuple) else batch
         self._pipeline._advance_cursor(first.epoch)
+        if first.skipped is not None:
+            self._skipped.extend(int(i) for i in first.skipped)
+            self._skipped_total += len(first.skipped)
         # Positions count this process's records (its share when split over processes).
         self._position += (
             self._geometry.batch_size if self._pipeline.split_over_processes else (first.batch_size)
         )
         if self._position >= self._origin + self._geometry.remaining(self._origin).epoch_end:
             self._epoch, self._position, self._origin = self._epoch + 1, 0, 0
+            self._skipped = []
             if self._program is not None:  # every compilation lands in the first epoch
                 self._program.current(wait=True)
         return batch
@@ -106,6 +112,7 @@ class PipelineIterator(Iterator[Batch]):
         """
         self._restart()
         self._epoch, self._position, self._origin = self._first_epoch, 0, 0
+        self._skipped = []
 
     def _restart(self) -> None:
         """Drop prefetched work and the compiled program (rebuilt at the next batch)."""
@@ -118,7 +125,7 @@ class PipelineIterator(Iterator[Batch]):
     # -- state ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         """The position of the next batch, as a small JSON-able dict."""
-        return {
+        state = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "pipeline": self._pipeline.records_digest(),
@@ -127,6 +134,23 @@ class PipelineIterator(Iterator[Batch]):
             "position": self._pipeline.global_position(self._position),
             "origin": self._pipeline.global_position(self._origin),
             "batching": _batching(self._pipeline.global_geometry),
+        }
+        if self._pipeline.host_plane.policy.skips:
+            state["skipped"] = list(self._skipped)
+        return state
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters of this iterator: position and the bad records it skipped.
+
+        ``skipped`` lists the record ids skipped in the current epoch (up to the
+        last batch handed out); ``skipped_total`` counts every skip since the
+        iterator started or was last restored.
+        """
+        return {
+            "epoch": self._epoch,
+            "position": self._pipeline.global_position(self._position),
+            "skipped": list(self._skipped),
+            "skipped_total": self._skipped_total,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -153,6 +177,7 @@ class PipelineIterator(Iterator[Batch]):
                 found=f"position={position}, origin={origin}",
             )
         position, origin = local, local_origin
+        skipped = _validate_skipped(state, pipeline) if epoch == state["epoch"] else []
         self._restart()
         self._first_epoch, self._epoch, self._position, self._origin = (
             first,
@@ -160,6 +185,7 @@ class PipelineIterator(Iterator[Batch]):
             position,
             origin,
         )
+        self._skipped, self._skipped_total = skipped, len(skipped)
 
     # -- chunks --------------------------------------------------------------------
     def _finished(self) -> bool:
@@ -169,17 +195,17 @@ class PipelineIterator(Iterator[Batch]):
         if self._producer is None:
             if self._program is None:
                 self._program = _ProgramSchedule(self._pipeline, self._pipeline.prepare_caches())
-            chunks = _chunks(self, self._epoch, self._position, self._origin)
+            chunks = _chunks(self, self._epoch, self._position, self._origin, len(self._skipped))
             # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
             # thread can run ahead itself; host reads get a thread to overlap them.
             threaded = not self._program.final.gather
             self._producer = _Producer(chunks, self._pipeline.prefetch, threaded=threaded)
             weakref.finalize(self, self._producer.stop)
-        epoch, bounds, start, ids, parts, batch_size = self._producer.get()
-        return _batches(epoch, bounds, start, ids, parts, batch_size, self._pipeline)
+        epoch, bounds, start, ids, parts, batch_size, skipped = self._producer.get()
+        return _batches(epoch, bounds, start, ids, parts, batch_size, self._pipeline, skipped)
 
 
-def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int):
+def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int, skipped: int):
     """Host plane: indices, host reads and the compiled call for each chunk.
 
     Takes what it needs from ``it`` up front, so the background thread never keeps
@@ -187,12 +213,14 @@ def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int):
     """
     last_epoch = None if it._num_epochs is None else it._first_epoch + it._num_epochs - 1
     assert it._program is not None
+    plane = it._pipeline.host_plane
+    budget = _SkipBudget(plane.policy, len(it._sampler), plane.source.name, skipped)
     return _chunk_stream(
-        it._program, it._source, it._sampler, it._geometry, last_epoch, epoch, position, origin
+        it._program, plane, it._sampler, it._geometry, last_epoch, epoch, position, origin, budget
     )
 
 
-def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, position, origin):
+def _chunk_stream(programs, plane, sampler, geometry, last_epoch, epoch, position, origin, budget):
     """Chunks from ``position`` of ``epoch`` on; that epoch's batches start at ``origin``.
 
     Positions inside an epoch are handled relative to its origin (0 except after an
@@ -200,7 +228,10 @@ def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, positi
     """
     first_epoch = epoch
     stores = programs.stores
+    batch_size = geometry.stages[0][0]
     while last_epoch is None or epoch <= last_epoch:
+        if epoch > first_epoch:
+            budget.new_epoch()
         window = _IndexWindow(sampler, epoch, len(sampler))
         grid = geometry.remaining(origin)
         local = position - origin
@@ -209,20 +240,24 @@ def _chunk_stream(programs, source, sampler, geometry, last_epoch, epoch, positi
             program = programs.current(wait=epoch > first_epoch)
             rows = program.rows
             ids = window.get(origin + start, origin + min(start + rows, grid.read_end))
-            padded = program.arrange(_padded(ids, rows, geometry.stages[0][0]))
+            positions = program.arrange(_padded(np.arange(ids.size), rows, batch_size))
+            padded = ids[positions].astype(np.int32)
+            skipped: list[int] = []
             with contextlib.ExitStack() as held:  # readers and inserts of shared caches
                 for store in stores:
                     held.enter_context(store.lock)
-                first, inputs, index = _chunk_inputs(
-                    program, source, stores, ids, padded, geometry.stages[0][0]
-                )
+                first, inputs, index = _chunk_inputs(program, stores, ids, padded, batch_size)
+                if inputs is None:
+                    data, skipped = plane.read(ids, positions, epoch, batch_size)
+                    budget.spend(epoch, ids[skipped])
+                    inputs = (data, {})
                 parts, cached = program(first, inputs, index, padded, epoch, ids.size)
                 for store, values in zip(stores[first:], cached, strict=True):
                     store.insert(ids, values, rows)
             # Batch objects are built by the consumer: this thread keeps its Python work
             # (and so its hold on the interpreter) to the minimum.
             bounds = grid.output_bounds(start, rows, local)
-            yield (epoch, bounds, start, ids, parts, program.batch_size)
+            yield (epoch, bounds, start, ids, parts, program.batch_size, skipped)
             programs.started()
             start += rows
         epoch, position, origin = epoch + 1, 0, 0
@@ -246,15 +281,44 @@ def _padded(values: np.ndarray, rows: int, batch_size: int) -> np.ndarray:
     return out
 
 
-def _chunk_inputs(program, source, stores, ids, padded, batch_size):
-    """Where a chunk starts: the last cache holding all its records, else the source."""
+def _chunk_inputs(program, stores, ids, padded, batch_size):
+    """Where a chunk starts: the last cache holding all its records, else the source.
+
+    The inputs are ``None`` when the chunk's records must be read on the host.
+    """
     for c in range(len(stores) - 1, -1, -1):
         slots = stores[c].slots(ids)
         if slots is not None:
             slots = _padded(slots, padded.size, batch_size)
             return c + 1, stores[c].arrays, program.arrange(slots)
-    data = program.gather_from if program.gather else source.read(padded)
-    return 0, (data, {}), padded
+    if program.gather:
+        return 0, (program.gather_from, {}), padded
+    return 0, None, padded
+
+
+class _SkipBudget:
+    """Counts skipped records per epoch and stops the stream when the policy's budget is spent."""
+
+    def __init__(self, policy, records_per_epoch: int, source: str, spent: int) -> None:
+        self.limit = policy.limit(records_per_epoch)
+        self.source, self.spent, self.ids = source, spent, []
+
+    def new_epoch(self) -> None:
+        self.spent, self.ids = 0, []
+
+    def spend(self, epoch: int, ids: np.ndarray) -> None:
+        if ids.size == 0:
+            return
+        self.spent += ids.size
+        self.ids.extend(int(i) for i in ids)
+        if self.limit is not None and self.spent > self.limit:
+            raise RecordError(
+                f"too many bad records in epoch {epoch}",
+                where=self.source,
+                expected=f"at most {self.limit} skipped records per epoch",
+                found=f"{self.spent} (records {self.ids[:20]}"
+                + (" ...)" if len(self.ids) > 20 else ")"),
+            )
 
 
 class _ProgramSchedule:
@@ -287,7 +351,7 @@ class _ProgramSchedule:
         if caches and ("caches", self.final.rows, shapes) not in warmed:
             keys.append(("caches", self.final.rows, shapes))
         if keys:
-            self._pending = (pipeline.source, caches, warmed, keys)
+            self._pending = (pipeline.host_plane, caches, warmed, keys)
 
     def stop(self) -> None:
         thread = self._thread
@@ -324,7 +388,7 @@ class _ProgramSchedule:
                 self.first = self.final
             return self.first
 
-    def _warm_up(self, source, caches, warmed, keys) -> None:
+    def _warm_up(self, plane, caches, warmed, keys) -> None:
         try:
             program = self.final
             for key in keys:
@@ -332,7 +396,11 @@ class _ProgramSchedule:
                     compile_cache_programs(program, caches)
                 else:  # the full chunk program: run once, so its cut into batches compiles too
                     ids = np.zeros(program.rows, np.int32)
-                    inputs = program.gather_from if program.gather else source.read(ids)
+                    inputs = (
+                        program.gather_from
+                        if program.gather
+                        else _zeros(plane.element_spec(), program.rows)
+                    )
                     jax.block_until_ready(program(0, (inputs, {}), ids, ids, 0, 1))
                 warmed.add(key)
         except BaseException as error:  # surfaced in the consumer by current()
@@ -379,29 +447,32 @@ def compile_cache_programs(program, caches: list) -> None:
         scatter_rows.lower(arrays, vector, values).compile()
 
 
-def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline) -> list[Any]:
+def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline, skipped) -> list[Any]:
     out: list[Any] = []
+    bad = np.zeros(ids.size, bool)
+    bad[skipped] = True
     for b_start, size in bounds:
         offset = b_start - start
         part = parts[offset // batch_size]
         record_ids = ids[offset : offset + size]
+        valid = ~bad[offset : offset + size] if skipped else None
         if pipeline.split_over_processes:  # a global batch: every process's rows
             record_ids = pipeline.global_record_ids(epoch, b_start)
             size = record_ids.size
         if isinstance(part, Fanout):
-            out.append(tuple(_batch(p, size, record_ids, epoch) for p in part))
+            out.append(tuple(_batch(p, size, record_ids, epoch, valid) for p in part))
         else:
-            out.append(_batch(part, size, record_ids, epoch))
+            out.append(_batch(part, size, record_ids, epoch, valid))
     return out
 
 
-def _batch(pair, size: int, record_ids: np.ndarray, epoch: int) -> Batch:
+def _batch(pair, size: int, record_ids: np.ndarray, epoch: int, valid=None) -> Batch:
     data, states = pair
     if size < len(next(iter(jax.tree_util.tree_leaves(pair)))):
         data, states = jax.tree_util.tree_map(
             lambda v: jax.lax.slice_in_dim(v, 0, size), (data, states)
         )
-    return Batch(data, states=states, record_ids=record_ids, epoch=epoch)
+    return Batch(data, states=states, record_ids=record_ids, epoch=epoch, valid=valid)
 
 
 class _Producer:
@@ -509,6 +580,27 @@ def _stop_background() -> None:
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _zeros(spec, rows: int) -> dict[str, np.ndarray]:
+    """Host arrays of ``rows`` records of ``spec``, to compile and run a program once."""
+    return {k: np.zeros((rows, *s.shape), s.dtype) for k, s in spec.items()}
+
+
+def _validate_skipped(state: dict[str, Any], pipeline) -> list[int]:
+    """The record ids a state says were skipped in its epoch (checked)."""
+    skipped = state.get("skipped", [])
+    n = len(pipeline.source)
+    if not isinstance(skipped, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in skipped
+    ):
+        raise StateError(
+            "malformed list of skipped records",
+            where="PipelineIterator.set_state",
+            expected=f"'skipped': a list of record ids in [0, {n})",
+            found=repr(skipped)[:200],
+        )
+    return list(skipped)
 
 
 def _validate_state(state: Any, pipeline, geometry) -> tuple[int, int, int, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from datarax.batching.default import DefaultBatcher, DefaultBatcherConfig
+from datarax.control.bad_records import BadRecordPolicy, as_policy
+from datarax.control.workers import WorkerMode
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Node
 from datarax.samplers.base import Sampler
@@ -17,6 +19,7 @@ from datarax.samplers.sequential import SequentialSampler, SequentialSamplerConf
 from datarax.samplers.shuffle import ShuffleSampler, ShuffleSamplerConfig
 from datarax.samplers.window import WindowShuffleConfig, WindowShuffleSampler
 from datarax.sources.base import DataSource
+from datarax.sources.record import SequenceSource
 
 
 class DataSourceNode(Node):
@@ -28,30 +31,74 @@ class DataSourceNode(Node):
         shuffle: Use a fresh permutation each epoch (ignored when ``sampler`` is given).
         seed: Pipeline seed: shuffle order and operator keys derive from it.
         num_epochs: Epochs per iteration (``None`` = forever).
+        workers: Host-plane workers for per-record reads and host operators.
+        worker_mode: ``"thread"`` or ``"process"``.
+        bad_records: ``"raise"``, ``"skip"`` or a :class:`~datarax.control.BadRecordPolicy`.
+
+    Any object with ``__len__`` and ``__getitem__`` (Grain's random-access protocol)
+    is accepted as ``source`` and read through a
+    :class:`~datarax.sources.record.SequenceSource`.
     """
 
-    __slots__ = ("source", "sampler", "seed", "num_epochs")
+    __slots__ = (
+        "source",
+        "sampler",
+        "seed",
+        "num_epochs",
+        "workers",
+        "worker_mode",
+        "bad_records",
+    )
     device = False
     source: DataSource
     sampler: Sampler
     seed: int
     num_epochs: int | None
+    workers: int
+    worker_mode: WorkerMode
+    bad_records: BadRecordPolicy
 
     def __init__(
         self,
-        source: DataSource,
+        source: DataSource | Any,
         *,
         sampler: Sampler | None = None,
         shuffle: bool = False,
         seed: int = 0,
         num_epochs: int | None = 1,
+        workers: int = 0,
+        worker_mode: WorkerMode = "thread",
+        bad_records: BadRecordPolicy | str = "raise",
     ) -> None:
         if not isinstance(source, DataSource):
+            if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+                raise PipelineBuildError(
+                    "not a data source",
+                    where="DataSourceNode",
+                    expected="a datarax DataSource, or an object with __len__ and __getitem__",
+                    found=type(source).__name__,
+                )
+            source = SequenceSource(source)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise PipelineBuildError(
-                "not a data source",
+                "invalid number of workers",
                 where="DataSourceNode",
-                expected="a datarax DataSource (e.g. MemorySource)",
-                found=type(source).__name__,
+                expected="an int >= 0",
+                found=repr(workers),
+            )
+        if worker_mode not in ("thread", "process"):
+            raise PipelineBuildError(
+                "unknown worker mode",
+                where="DataSourceNode",
+                expected="'thread' or 'process'",
+                found=repr(worker_mode),
+            )
+        if shuffle and sampler is None and not getattr(source, "random_access", True):
+            raise PipelineBuildError(
+                "a streaming source cannot be shuffled globally",
+                where=source.name,
+                expected="shuffle=False, then ShuffleNode(buffer_size) to shuffle in windows",
+                found="shuffle=True",
             )
         if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs <= 0):
             raise PipelineBuildError(
@@ -66,7 +113,15 @@ class DataSourceNode(Node):
                 if shuffle
                 else SequentialSampler(SequentialSamplerConfig(num_records=len(source)))
             )
-        self._init(source=source, sampler=sampler, seed=int(seed), num_epochs=num_epochs)
+        self._init(
+            source=source,
+            sampler=sampler,
+            seed=int(seed),
+            num_epochs=num_epochs,
+            workers=workers,
+            worker_mode=worker_mode,
+            bad_records=as_policy(bad_records),
+        )
 
     def __repr__(self) -> str:
         order = type(self.sampler).__name__.removesuffix("Sampler")

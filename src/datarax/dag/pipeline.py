@@ -11,6 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from datarax.control.bad_records import BadRecordPolicy
+from datarax.control.host_operator import HostOperator
+from datarax.control.host_plane import HostPlane
+from datarax.control.workers import WorkerMode
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Fanout, Node, Sequential, TraceContext, lower_node
 from datarax.dag.cache import CacheNode
@@ -31,12 +35,14 @@ from datarax.dag.rebatch import RebatchNode
 from datarax.dag.sharder import SharderNode, as_sharder
 from datarax.operators.base import Operator
 from datarax.samplers.base import Sampler
+from datarax.samplers.range import RangeSampler
+from datarax.samplers.sequential import SequentialSampler
 from datarax.sharding.process import JaxProcessSharder, ProcessSliceConfig, ProcessSliceSampler
 from datarax.sources.base import DataSource
 
 
 def from_source(
-    source: DataSource,
+    source: DataSource | Any,
     batch_size: int,
     *,
     shuffle: bool = False,
@@ -47,6 +53,9 @@ def from_source(
     prefetch: int = 2,
     batches_per_call: int | None = None,
     sharding: Any = None,
+    workers: int = 0,
+    worker_mode: WorkerMode = "thread",
+    bad_records: BadRecordPolicy | str = "raise",
 ) -> Pipeline:
     """A pipeline that reads ``source`` in batches of ``batch_size``.
 
@@ -66,6 +75,13 @@ def from_source(
         sharding: Where batches live: a ``NamedSharding`` whose spec splits the batch
             axis over a mesh axis, or an :class:`~datarax.sharding.ArraySharder`
             (a ``SharderNode`` in the chain does the same).
+        workers: Host-plane workers that read, decode and run host operators on
+            records (record sources and ``HostOperator`` nodes only; 0 = on the
+            prefetch thread). Results never depend on the number of workers.
+        worker_mode: ``"thread"`` (default) or ``"process"`` (records travel back
+            through shared memory; functions must be picklable).
+        bad_records: ``"raise"`` (default), ``"skip"`` or a
+            :class:`~datarax.control.BadRecordPolicy` with a budget.
 
     Example:
         >>> import numpy as np
@@ -75,7 +91,16 @@ def from_source(
         [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0]]
     """
     nodes = [
-        DataSourceNode(source, sampler=sampler, shuffle=shuffle, seed=seed, num_epochs=num_epochs),
+        DataSourceNode(
+            source,
+            sampler=sampler,
+            shuffle=shuffle,
+            seed=seed,
+            num_epochs=num_epochs,
+            workers=workers,
+            worker_mode=worker_mode,
+            bad_records=bad_records,
+        ),
         BatchNode(batch_size, drop_remainder=drop_remainder),
     ]
     return Pipeline(nodes, prefetch=prefetch, batches_per_call=batches_per_call, sharding=sharding)
@@ -200,11 +225,11 @@ class Pipeline(Sequential):
             global_geometry=global_geometry,
             sharder=sharder,
             _process_slice=process_slice,
-            _runtime=_Runtime(),
+            _runtime=_Runtime(self._host_plane(host)),
         )
         known = _parent.steps if _parent is not None else ()
         steps = list(known)
-        spec: Any = known[-1].spec if known else (dict(self.source.element_spec()), {})
+        spec: Any = known[-1].spec if known else (dict(self.host_plane.element_spec()), {})
         size = known[-1].batch_size if known else batch.batch_size
         for node in device[len(known) :]:
             spec, size = self._infer(node, spec, size, steps)
@@ -235,6 +260,13 @@ class Pipeline(Sequential):
         for node in self.nodes[1:]:
             if isinstance(node, (PrefetchNode, SharderNode)):
                 continue
+            if device and isinstance(node, HostOperator):
+                raise PipelineBuildError(
+                    "a host operator runs before the device plane",
+                    where=node.name,
+                    expected="HostOperator nodes before the first device node",
+                    found=f"after {device[0].name}",
+                )
             if device or node.device:
                 device.append(node)
                 continue
@@ -296,6 +328,37 @@ class Pipeline(Sequential):
     def source(self) -> DataSource:
         """The data source."""
         return self.source_node.source
+
+    @property
+    def host_plane(self) -> HostPlane:
+        """Reads chunks: vectorised gathers, or records on the worker pool."""
+        return self._runtime.host_plane
+
+    @property
+    def host_operators(self) -> tuple[HostOperator, ...]:
+        """The per-record Python operators run on the host plane, in order."""
+        return tuple(n for n in self.nodes if isinstance(n, HostOperator))
+
+    def _host_plane(self, host: list[Node]) -> HostPlane:
+        node = self.source_node
+        if not getattr(node.source, "random_access", True) and not isinstance(
+            node.sampler, (SequentialSampler, RangeSampler)
+        ):
+            raise PipelineBuildError(
+                "a streaming source is read in order",
+                where=node.source.name,
+                expected="shuffle=False, then ShuffleNode(buffer_size) to shuffle in windows",
+                found=f"a {type(node.sampler).__name__}",
+            )
+        ops = [n for n in host if isinstance(n, HostOperator)]
+        return HostPlane(
+            node.source,
+            ops,
+            seed=node.seed,
+            workers=node.workers,
+            mode=node.worker_mode,
+            policy=node.bad_records,
+        )
 
     @property
     def batch_node(self) -> BatchNode:
@@ -419,13 +482,13 @@ class Pipeline(Sequential):
             batches_per_call: Batches per compiled call (default: the pipeline's choice).
         """
         layout = self._layout()
-        gather = self.source.device_arrays is not None
+        gather = self.host_plane.device_arrays is not None
         rows = self.geometry.rows_for(batches_per_call or self.batches_per_call_default())
         parts = rows // self.batch_size
         state, runs = self._compiled(parts)
         leaves = jax.tree_util.tree_leaves(state)
         split = split_fn(parts) if parts > 1 else None
-        gather_from = self.source.device_arrays
+        gather_from = self.host_plane.device_arrays
         if self.sharder is not None:
             leaves = jax.device_put(leaves, self.compute_sharder.replicated())
         if layout is not None:
@@ -466,7 +529,7 @@ class Pipeline(Sequential):
         """The device-placed source copied to every device this process computes on."""
         if self._runtime.replicated is None:
             self._runtime.replicated = jax.device_put(
-                self.source.device_arrays, self.compute_sharder.replicated()
+                self.host_plane.device_arrays, self.compute_sharder.replicated()
             )
         return self._runtime.replicated
 
@@ -523,7 +586,7 @@ class Pipeline(Sequential):
         runs = runs_by_parts.get(parts)
         if runs is None:
             plan = self.plan()
-            gather = self.source.device_arrays is not None
+            gather = self.host_plane.device_arrays is not None
             runs = tuple(
                 build_run_fn(plan, graphdef, treedef, j, gather or j > 0, layout, parts)
                 for j in range(plan.num_caches + 1)
@@ -552,7 +615,7 @@ class Pipeline(Sequential):
             if not isinstance(step.node, CacheNode):
                 continue
             before = self.steps[:i]
-            spec = before[-1].spec if before else (dict(self.source.element_spec()), {})
+            spec = before[-1].spec if before else (dict(self.host_plane.element_spec()), {})
             ops = [op for s in before for op in s.node.collect_operators()]
             tag = (
                 _digest(
@@ -611,7 +674,8 @@ class Pipeline(Sequential):
 class _Runtime:
     """Mutable run-time bookkeeping of an otherwise immutable pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_plane: HostPlane) -> None:
+        self.host_plane = host_plane
         self.epoch_cursor = 0
         self.plan: DevicePlan | None = None
         self.compiled: tuple[list, Any, Any, Any, dict] | None = None

@@ -1,0 +1,14 @@
+"""Flow control of the host plane: host operators, workers, bad records, prefetching."""
+
+from datarax.control.bad_records import BadRecordPolicy
+from datarax.control.host_operator import HostOperator
+from datarax.control.workers import InlineWorkers, ProcessWorkers, ThreadWorkers, make_workers
+
+__all__ = [
+    "BadRecordPolicy",
+    "HostOperator",
+    "InlineWorkers",
+    "ProcessWorkers",
+    "ThreadWorkers",
+    "make_workers",
+]

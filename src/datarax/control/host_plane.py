@@ -1,0 +1,283 @@
+"""The host plane's reads: whole-batch gathers, or records computed one by one on workers.
+
+An array-backed source with no host operators is read with one vectorised gather
+per field per chunk. A :class:`~datarax.sources.record.RecordSource`, or any source
+followed by :class:`~datarax.control.HostOperator` nodes, is read record by record:
+the chunk's records are cut into contiguous tasks, each task reads its raw records
+in one call, decodes them, applies the host operators and writes each record into
+its row of the chunk's arrays (in shared memory for worker processes). Every record
+is checked against the fields, shapes and dtypes of record 0.
+
+Bad records follow the pipeline's :class:`~datarax.control.BadRecordPolicy`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from datarax.control.bad_records import BadRecordPolicy
+from datarax.control.host_operator import HostOperator
+from datarax.control.workers import WorkerMode, Workers, make_workers
+from datarax.core.errors import DataraxError, RecordError
+from datarax.memory.shared import SharedArrays
+from datarax.sources.base import DataSource
+from datarax.sources.memory import _as_array
+from datarax.sources.record import RecordSource, store_record
+
+logger = logging.getLogger("datarax")
+
+Spec = dict[str, jax.ShapeDtypeStruct]
+#: Name of the shared array where process workers note the row they are computing.
+PROGRESS = "__progress__"
+
+
+class RecordJob:
+    """Computes records into rows of a chunk: read, decode, host operators, check.
+
+    Picklable, so that worker processes can run it.
+    """
+
+    def __init__(self, source: DataSource, operators: Sequence[HostOperator], seed: int) -> None:
+        self.source, self.operators, self.seed = source, tuple(operators), seed
+        self.spec: Spec | None = None
+        self.skip = False
+
+    def record(self, raw: Any, record_id: int, epoch: int) -> dict[str, np.ndarray]:
+        """One record through the decoder and the host operators."""
+        source = self.source
+        record = source.decode(raw, record_id) if isinstance(source, RecordSource) else dict(raw)
+        for op in self.operators:
+            try:
+                out = op.apply(record, self.seed, epoch, record_id)
+            except DataraxError:
+                raise
+            except Exception as exc:
+                raise RecordError(
+                    "the host operator raised",
+                    where=f"{source.name}, record {record_id}, {op.name}",
+                    found=f"{type(exc).__name__}: {exc}",
+                ) from exc
+            record = _fields(out, source.name, record_id, op.name)
+        return record
+
+    def raw_records(self, ids: np.ndarray) -> Sequence[Any]:
+        """The raw records of ``ids`` (dicts of one row each for array-backed sources)."""
+        source = self.source
+        if isinstance(source, RecordSource):
+            return source.read_records(ids)
+        arrays = source.read(ids)
+        return [{k: v[i] for k, v in arrays.items()} for i in range(ids.size)]
+
+    def run(
+        self, target: Any, task: int, rows: tuple[int, int], ids: np.ndarray, epoch: int
+    ) -> list[tuple[int, DataraxError]]:
+        """Compute records ``ids`` into ``rows`` of ``target``; returns the bad ones.
+
+        ``target`` is a dict of arrays, or the handle of a :class:`SharedArrays` block
+        whose ``PROGRESS`` array receives, at index ``task``, the row being computed.
+        With the raise policy the first bad record stops the task.
+        """
+        block = SharedArrays.attach(target) if isinstance(target, tuple) else None
+        out = block.arrays if block is not None else target
+        try:
+            return self._run(out, task, rows, ids, epoch)
+        finally:
+            if block is not None:
+                block.close()
+
+    def _run(self, out, task, rows, ids, epoch) -> list[tuple[int, DataraxError]]:
+        assert self.spec is not None
+        progress = out.pop(PROGRESS, None)
+        start, stop = rows
+        bad: list[tuple[int, DataraxError]] = []
+        try:
+            raws: Sequence[Any] | None = self.raw_records(ids[start:stop])
+        except Exception:  # find the records that fail, one by one
+            raws = None
+        for row in range(start, stop):
+            record_id = int(ids[row])
+            if progress is not None:
+                progress[task] = row
+            try:
+                raw = raws[row - start] if raws is not None else self._read_one(record_id)
+                record = self.record(raw, record_id, epoch)
+                store_record(out, row, record, self.spec, self.source.name, record_id)
+            except Exception as exc:
+                bad.append((row, _record_error(exc, self.source.name, record_id)))
+                if not self.skip:
+                    break
+        return bad
+
+    def _read_one(self, record_id: int) -> Any:
+        return self.raw_records(np.asarray([record_id], np.int64))[0]
+
+
+class HostPlane:
+    """Reads a pipeline's chunks: vectorised, or record by record on a worker pool.
+
+    Args:
+        source: The pipeline's source.
+        operators: The host operators, in order.
+        seed: The pipeline seed (host operators' generators derive from it).
+        workers: Worker count (0: on the reading thread).
+        mode: ``"thread"`` or ``"process"``.
+        policy: What to do with bad records.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        operators: Sequence[HostOperator],
+        *,
+        seed: int,
+        workers: int,
+        mode: WorkerMode,
+        policy: BadRecordPolicy,
+    ) -> None:
+        self.source = source
+        self.per_record = isinstance(source, RecordSource) or bool(operators)
+        self.policy = policy
+        self._job = RecordJob(source, operators, seed)
+        self._job.skip = policy.skips
+        self._workers_config = (workers, mode)
+        self._workers: Workers | None = None
+        self._spec: Spec | None = None
+
+    @property
+    def device_arrays(self) -> Any:
+        """The source's device arrays when the compiled function may gather from them."""
+        return None if self.per_record else self.source.device_arrays
+
+    def element_spec(self) -> Spec:
+        """Fields of one record after the host operators (computed from record 0)."""
+        if self._spec is None:
+            spec = dict(self.source.element_spec())
+            if self._job.operators:
+                raw = self._job._read_one(0)
+                spec = {
+                    k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+                    for k, v in self._job.record(raw, 0, 0).items()
+                }
+            self._spec = spec
+        return self._spec
+
+    def workers(self) -> Workers:
+        """The worker pool (made on first use)."""
+        if self._workers is None:
+            self.element_spec()
+            self._job.spec = self._spec
+            size, mode = self._workers_config
+            self._workers = make_workers(self._job, size, mode, where=self.source.name)
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the worker pool (a later read starts a new one)."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+    def read(
+        self, ids: np.ndarray, positions: np.ndarray, epoch: int, batch_size: int
+    ) -> tuple[dict[str, np.ndarray], list[int]]:
+        """The arrays of a chunk, and the rows (into ``ids``) of skipped records.
+
+        Args:
+            ids: The chunk's record ids, in batch order.
+            positions: For every row of the chunk's arrays, the index into ``ids`` of
+                the record it holds (padding and device-major arrangement included).
+            epoch: The epoch (host operators' generators depend on it).
+            batch_size: Records per batch (a skipped record is replaced within its batch).
+        """
+        if not self.per_record:
+            return self.source.read(ids[positions]), []
+        workers = self.workers()
+        spec = self.element_spec()
+        n = ids.size
+        fields = {k: ((n, *s.shape), s.dtype) for k, s in spec.items()}
+        tasks = _split(n, max(1, 2 * workers.size))
+        shared = None
+        if _is_process(workers):
+            shared = SharedArrays.create({**fields, PROGRESS: ((len(tasks),), np.int64)})
+            shared.arrays[PROGRESS][:] = [start for start, _ in tasks]
+        try:
+            if shared is not None:
+                target: Any = shared.handle
+                out = {k: v for k, v in shared.arrays.items() if k != PROGRESS}
+            else:
+                target = out = {k: np.empty(shape, dtype) for k, (shape, dtype) in fields.items()}
+
+            def describe(task: int) -> str:
+                assert shared is not None
+                row = int(shared.arrays[PROGRESS][task])
+                return f"computing record {int(ids[row])}"
+
+            results = workers.run(
+                [(target, t, rows, ids, epoch) for t, rows in enumerate(tasks)], describe
+            )
+            bad = sorted((b for r in results for b in r), key=lambda b: b[0])
+            if bad and not self.policy.skips:
+                raise bad[0][1]
+            skipped = [row for row, _ in bad]
+            for _, error in bad:
+                logger.warning("skipped a bad record: %s", error)
+            _replace_skipped(out, skipped, n, batch_size)
+            arrays = {k: v[positions] for k, v in out.items()}
+        finally:
+            if shared is not None:
+                shared.close()
+        return arrays, skipped
+
+
+def _is_process(workers: Workers) -> bool:
+    from datarax.control.workers import ProcessWorkers
+
+    return isinstance(workers, ProcessWorkers)
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into at most ``parts`` contiguous, nearly equal ranges."""
+    bounds = np.linspace(0, n, min(parts, n) + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _replace_skipped(out: dict[str, np.ndarray], skipped: list[int], n: int, size: int) -> None:
+    """Fill each skipped row with the first good record of its batch (zeros if none)."""
+    if not skipped:
+        return
+    bad = np.zeros(n, bool)
+    bad[skipped] = True
+    for row in skipped:
+        first = row - row % size
+        good = np.flatnonzero(~bad[first : min(first + size, n)])
+        for v in out.values():
+            v[row] = v[first + good[0]] if good.size else 0
+
+
+def _fields(value: Any, source: str, record_id: int, op: str) -> dict[str, np.ndarray]:
+    if not isinstance(value, Mapping):
+        raise RecordError(
+            "the host operator did not return a record",
+            where=f"{source}, record {record_id}, {op}",
+            expected="a dict of field name to array",
+            found=type(value).__name__,
+        )
+    return {str(k): _as_array(v, source, str(k), record=record_id) for k, v in value.items()}
+
+
+def _record_error(exc: BaseException, source: str, record_id: int) -> DataraxError:
+    """``exc`` as an error that names the source and the record."""
+    if isinstance(exc, DataraxError):
+        if exc.where and f"record {record_id}" in exc.where:
+            return exc
+        where = f"{source}, record {record_id}" + (f" ({exc.where})" if exc.where else "")
+        return type(exc)(exc.what, where=where, expected=exc.expected, found=exc.found)
+    return RecordError(
+        "the record cannot be read",
+        where=f"{source}, record {record_id}",
+        found=f"{type(exc).__name__}: {exc}",
+    )

@@ -1,0 +1,282 @@
+"""`RecordSource`: records read one at a time and decoded on the host plane.
+
+Files and dataset libraries hand out records one by one (bytes to decode, dicts of
+Python values). A record source says how to fetch raw records (:meth:`read_records`)
+and how to turn one into NumPy fields (:meth:`decode`); the pipeline's host plane
+runs the decoding, and any :class:`~datarax.control.HostOperator`, on its worker
+pool, checks every record against the source's spec and stacks the batch.
+
+Anything with ``__len__`` and ``__getitem__`` (Grain's random-access data-source
+protocol) becomes a source with :class:`SequenceSource`; ``from_source`` wraps such
+objects by itself.
+
+Example:
+    >>> import numpy as np
+    >>> records = [{"x": np.full(2, i, np.int32)} for i in range(4)]
+    >>> src = SequenceSource(records)
+    >>> src.element_spec()["x"].shape, src.read(np.array([3, 1]))["x"].tolist()
+    ((2,), [[3, 3], [1, 1]])
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from datarax.core.config import Config
+from datarax.core.errors import SchemaError, SourceError
+from datarax.sources.base import DataSource
+from datarax.sources.memory import _as_array
+
+Decoder = Callable[[Any], Mapping[str, Any]]
+
+
+class RecordSource(DataSource, pytree=False):
+    """Base class of sources read and decoded record by record.
+
+    Subclasses implement :meth:`__len__` and :meth:`read_records`, and override
+    :meth:`decode` when raw records are not already mappings of field to value.
+    ``random_access`` is False for streaming sources, which can only be read in order
+    (optionally shuffled within windows by a ``ShuffleNode``).
+    """
+
+    random_access: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Raw records (lists, readers, dataset objects) are plain Python state, not
+        # NNX data: record sources are not pytrees.
+        kwargs.setdefault("pytree", False)
+        super().__init_subclass__(**kwargs)
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        decoder: Decoder | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(config if config is not None else Config(), name=name)
+        self._decoder = decoder
+        self._spec: dict[str, jax.ShapeDtypeStruct] | None = None
+
+    @abc.abstractmethod
+    def read_records(self, indices: np.ndarray) -> Sequence[Any]:
+        """The raw records at ``indices``, in that order."""
+
+    def decode(self, raw: Any, index: int) -> dict[str, np.ndarray]:
+        """One raw record as NumPy fields (the ``decoder`` given, else a mapping as is).
+
+        Values are converted as :class:`~datarax.sources.MemorySource` converts them:
+        float64 to float32 and 64-bit integers to 32 bits unless ``jax_enable_x64``.
+        """
+        value = self._decoder(raw) if self._decoder is not None else raw
+        where = f"{self.name}, record {index}"
+        if not isinstance(value, Mapping):
+            raise SourceError(
+                "decoded record is not a dict",
+                where=where,
+                expected="a dict of field name to array",
+                found=type(value).__name__,
+            )
+        return {str(k): _as_array(v, self.name, str(k), record=index) for k, v in value.items()}
+
+    def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
+        """The fields of record 0 (decoded once); every record must match them."""
+        if self._spec is None:
+            if len(self) == 0:
+                raise SourceError(
+                    "the source is empty",
+                    where=self.name,
+                    expected="at least one record",
+                    found="0 records",
+                )
+            record = self.decode(self.read_records(np.zeros(1, np.int64))[0], 0)
+            self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
+        return self._spec
+
+    def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Records at ``indices`` decoded, checked and stacked, on the calling thread."""
+        indices = np.asarray(indices)
+        spec = self.element_spec()
+        out = {k: np.empty((indices.size, *s.shape), s.dtype) for k, s in spec.items()}
+        for row, (index, raw) in enumerate(zip(indices, self.read_records(indices), strict=True)):
+            store_record(out, row, self.decode(raw, int(index)), spec, self.name, int(index))
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "decoder": _callable_name(self._decoder)}
+
+
+class SequenceSource(RecordSource):
+    """Any object with ``__len__`` and ``__getitem__`` as a source.
+
+    This is Grain's random-access data-source protocol: Grain's own sources (such as
+    ``grain.sources.ArrayRecordDataSource``), a list of dicts, or a dataset object of
+    another library. When the object also has ``__getitems__`` (a batched read), it
+    is used.
+
+    Args:
+        data: The records (``data[i]`` for ``0 <= i < len(data)``).
+        decoder: Turns one raw record (e.g. bytes) into a dict of arrays.
+        name: Shown in errors.
+
+    Example:
+        >>> import numpy as np
+        >>> src = SequenceSource([b"\\x01\\x02", b"\\x03\\x04"],
+        ...                      decoder=lambda b: {"x": np.frombuffer(b, np.uint8)})
+        >>> src.read(np.array([1]))["x"].tolist()
+        [[3, 4]]
+    """
+
+    def __init__(self, data: Any, *, decoder: Decoder | None = None, name: str | None = None):
+        if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+            raise SourceError(
+                "object is not a random-access source",
+                where=name or "SequenceSource",
+                expected="an object with __len__ and __getitem__",
+                found=type(data).__name__,
+            )
+        super().__init__(decoder=decoder, name=name or f"SequenceSource[{type(data).__name__}]")
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def read_records(self, indices: np.ndarray) -> Sequence[Any]:
+        keys = [int(i) for i in indices]
+        getitems = getattr(self._data, "__getitems__", None)
+        if getitems is not None:
+            return list(getitems(keys))
+        return [self._data[i] for i in keys]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "data": type(self._data).__name__}
+
+
+def store_record(
+    out: dict[str, np.ndarray],
+    row: int,
+    record: Mapping[str, np.ndarray],
+    spec: Mapping[str, jax.ShapeDtypeStruct],
+    source: str,
+    index: int,
+) -> None:
+    """Write one decoded record into row ``row`` of ``out`` after checking it against ``spec``.
+
+    Raises:
+        SchemaError: naming the source, the record and the field, when the record has
+            other fields, or a field another shape or dtype, than ``spec``.
+    """
+    if record.keys() != spec.keys():
+        raise SchemaError(
+            "record has other fields than the source's spec",
+            where=f"{source}, record {index}",
+            expected=sorted(spec),
+            found=sorted(record),
+        )
+    for field, s in spec.items():
+        value = record[field]
+        if value.shape != s.shape or value.dtype != s.dtype:
+            raise SchemaError(
+                "record field differs from the source's spec",
+                where=f"{source}, record {index}, field '{field}'",
+                expected=f"{np.dtype(s.dtype)}{tuple(s.shape)}",
+                found=f"{value.dtype}{tuple(value.shape)}",
+            )
+        out[field][row] = value
+
+
+def _callable_name(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+class StreamingSource(RecordSource):
+    """Base class of sources read in order only (no random access).
+
+    Subclasses implement :meth:`iterate`. Each record is read once per epoch: reads
+    go forward through the stream and keep only records read ahead but not yet
+    asked for, so a ``ShuffleNode(buffer_size)`` holds about one window of records.
+    Asking for a record behind the stream (a new epoch, a restored state) starts the
+    stream again from there with :meth:`iterate`. A global shuffle would hold the
+    whole dataset and is refused when the pipeline is built.
+
+    Args:
+        num_records: Records in the stream; counted with one pass when not given.
+        decoder: Turns one raw record into a dict of arrays.
+        name: Shown in errors.
+    """
+
+    random_access = False
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        num_records: int | None = None,
+        decoder: Decoder | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(config, decoder=decoder, name=name)
+        self._num_records = num_records
+        self._lock = threading.Lock()
+        self._stream: Iterator[Any] | None = None
+        self._next = 0  # position of the stream's next record
+        self._ahead: dict[int, Any] = {}
+
+    @abc.abstractmethod
+    def iterate(self, start: int) -> Iterator[Any]:
+        """Raw records from position ``start`` of the stream on, in stream order."""
+
+    def __len__(self) -> int:
+        if self._num_records is None:
+            self._num_records = sum(1 for _ in self.iterate(0))
+        return self._num_records
+
+    def read_records(self, indices: np.ndarray) -> Sequence[Any]:
+        wanted = [int(i) for i in indices]
+        with self._lock:
+            behind = [i for i in wanted if i < self._next and i not in self._ahead]
+            if self._stream is None or behind:
+                self._restart(min(behind or wanted, default=0))
+            last = max(wanted, default=-1)
+            while self._next <= last:
+                try:
+                    self._ahead[self._next] = next(self._stream)  # type: ignore[arg-type]
+                except StopIteration:
+                    raise SourceError(
+                        "the stream ended early",
+                        where=f"{self.name}, record {self._next}",
+                        expected=f"{len(self)} records",
+                        found=f"{self._next} records",
+                    ) from None
+                self._next += 1
+            out = [self._ahead[i] for i in wanted]
+            for i in set(wanted):
+                del self._ahead[i]
+            return out
+
+    def _restart(self, start: int) -> None:
+        self._ahead.clear()
+        self._stream = iter(self.iterate(start))
+        self._next = start
+
+    def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
+        if self._spec is None:
+            first = next(iter(self.iterate(0)), None)
+            if first is None:
+                raise SourceError(
+                    "the source is empty",
+                    where=self.name,
+                    expected="at least one record",
+                    found="0 records",
+                )
+            record = self.decode(first, 0)
+            self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
+        return self._spec
