@@ -44,7 +44,8 @@ class RecordJob:
 
     def __init__(self, source: DataSource, operators: Sequence[HostOperator], seed: int) -> None:
         self.source, self.operators, self.seed = source, tuple(operators), seed
-        self.spec: Spec | None = None
+        self.spec: Spec | None = None  # after the host operators
+        self.source_spec: Spec = {}  # as decoded
         self.skip = False
 
     def record(self, raw: Any, record_id: int, epoch: int) -> dict[str, np.ndarray]:
@@ -99,19 +100,47 @@ class RecordJob:
             raws: Sequence[Any] | None = self.raw_records(ids[start:stop])
         except Exception:  # find the records that fail, one by one
             raws = None
+        decoded = self._decode_batch(raws, ids[start:stop])
+        if decoded is not None and not self.operators:
+            for field, values in decoded.items():
+                out[field][start:stop] = values
+            return bad
         for row in range(start, stop):
             record_id = int(ids[row])
             if progress is not None:
                 progress[task] = row
             try:
-                raw = raws[row - start] if raws is not None else self._read_one(record_id)
-                record = self.record(raw, record_id, epoch)
+                if decoded is not None:
+                    record = self.transform(
+                        {k: v[row - start] for k, v in decoded.items()}, record_id, epoch
+                    )
+                else:
+                    raw = raws[row - start] if raws is not None else self._read_one(record_id)
+                    record = self.record(raw, record_id, epoch)
                 store_record(out, row, record, self.spec, self.source.name, record_id)
             except Exception as exc:
                 bad.append((row, _record_error(exc, self.source.name, record_id)))
                 if not self.skip:
                     break
         return bad
+
+    def _decode_batch(self, raws: Sequence[Any] | None, ids: np.ndarray) -> dict | None:
+        """The task's records decoded together when the source can and they all match the spec."""
+        source = self.source
+        if raws is None or not isinstance(source, RecordSource):
+            return None
+        try:
+            decoded = source.decode_batch(raws, ids)
+        except Exception:  # decoded again one by one, to name the bad records
+            return None
+        if decoded is None or decoded.keys() != self.source_spec.keys():
+            return None
+        n = len(raws)
+        for field, s in self.source_spec.items():
+            values = decoded[field]
+            if values.shape != (n, *s.shape) or values.dtype != s.dtype:
+                return None
+        return decoded
 
     def _read_one(self, record_id: int) -> Any:
         return self.raw_records(np.asarray([record_id], np.int64))[0]
@@ -171,6 +200,7 @@ class HostPlane:
         if self._workers is None:
             self.element_spec()
             self._job.spec = self._spec
+            self._job.source_spec = dict(self.source.element_spec())
             size, mode = self._workers_config
             self._workers = make_workers(self._job, size, mode, where=self.source.name)
         return self._workers
@@ -194,6 +224,8 @@ class HostPlane:
             batch_size: Records per batch (a skipped record is replaced within its batch).
         """
         if not self.per_record:
+            if getattr(self.source, "reads_by_epoch", False):
+                return self.source.read_epoch(ids[positions], epoch), []
             return self.source.read(ids[positions]), []
         workers = self.workers()
         spec = self.element_spec()
@@ -226,7 +258,10 @@ class HostPlane:
             for _, error in bad:
                 logger.warning("skipped a bad record: %s", error)
             _replace_skipped(out, skipped, n, batch_size)
-            arrays = {k: v[positions] for k, v in out.items()}
+            if positions.size == n and (positions == np.arange(n)).all():
+                arrays = out if shared is None else {k: v.copy() for k, v in out.items()}
+            else:
+                arrays = {k: v[positions] for k, v in out.items()}
         finally:
             if shared is not None:
                 shared.close()

@@ -13,6 +13,8 @@ from datarax.sources.hf import (
     HFStreamingSourceConfig,
 )
 from datarax.sources.memory import MemorySource, MemorySourceConfig
+from datarax.sources.mixed import MixedSource, MixedSourceConfig
+from datarax.sources.record import RecordSource, SequenceSource, StreamingSource
 from datarax.sources.synthetic import synthetic_images
 from datarax.sources.tfds import (
     TFDSSource,
@@ -32,6 +34,11 @@ __all__ = [
     "HFStreamingSourceConfig",
     "MemorySource",
     "MemorySourceConfig",
+    "MixedSource",
+    "MixedSourceConfig",
+    "RecordSource",
+    "SequenceSource",
+    "StreamingSource",
     "synthetic_images",
     "TFDSSource",
     "TFDSSourceConfig",

@@ -37,7 +37,7 @@ import numpy as np
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, DataraxError, SourceError
 from datarax.core.optional import require
-from datarax.sources.codec import decode_record, encode_record
+from datarax.sources.codec import decode_record, decode_records, encode_record
 from datarax.sources.record import Decoder, RecordSource, _callable_name
 
 PathLike = str | os.PathLike[str]
@@ -201,6 +201,12 @@ class ArrayRecordSource(RecordSource):
                 found=f"{type(exc).__name__}: {exc}",
             ) from exc
         return super().decode(value, index)
+
+    def decode_batch(self, raws: Sequence[Any], indices: np.ndarray) -> dict[str, Any] | None:
+        """Records in the datarax encoding that share a header, decoded with one view per field."""
+        if self._record_decoder is not decode_record:
+            return None
+        return decode_records(raws)
 
     def fingerprint(self) -> dict[str, Any]:
         # Base names and sizes, not folders: a dataset moved elsewhere still restores.

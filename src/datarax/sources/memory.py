@@ -27,12 +27,33 @@ class MemorySourceConfig(Config):
             ``"host"`` keeps NumPy arrays and sends each batch; ``"auto"`` chooses
             ``"device"`` when the data is at most ``device_max_bytes``.
         device_max_bytes: Size limit for ``"auto"`` placement.
+        pad_to: Variable-length fields: ``{"tokens": 128}`` reads field ``tokens``
+            (a list of 1-D arrays of any lengths) truncated or padded to 128 values,
+            and adds ``tokens_length`` (int32), the number of values kept. Padding
+            and truncation are one vectorised gather per batch; such sources stay
+            on the host.
+        pad_value: The value padding is filled with.
     """
 
     placement: Placement = "auto"
     device_max_bytes: int = 2 * 1024**3
+    pad_to: Mapping[str, int] | tuple[tuple[str, int], ...] = ()
+    pad_value: int | float = 0
+
+    def __post_init__(self) -> None:
+        pad_to = self.pad_to.items() if isinstance(self.pad_to, Mapping) else self.pad_to
+        object.__setattr__(self, "pad_to", tuple((str(k), v) for k, v in pad_to))
+        super().__post_init__()
 
     def validate(self) -> None:
+        for field, length in self.pad_to:
+            if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+                raise ConfigError(
+                    f"invalid padded length of field '{field}'",
+                    where="MemorySourceConfig.pad_to",
+                    expected="a positive int",
+                    found=repr(length),
+                )
         if self.placement not in ("auto", "host", "device"):
             raise ConfigError(
                 "unknown placement",
@@ -71,26 +92,114 @@ class MemorySource(DataSource):
         name: str | None = None,
     ) -> None:
         super().__init__(config, name=name)
-        self._host = nnx.data(_as_columns(data, self.name))
-        self._length = len(next(iter(self._host.values())))
+        pad_to = dict(config.pad_to)
+        data, ragged = _take_ragged(data, pad_to, self.name)
+        self._ragged = nnx.data(ragged)
+        fixed = _as_columns(data, self.name) if not ragged or data else {}
+        self._host = nnx.data(fixed)
+        lengths = {len(v) for v in self._host.values()} | {r.count for r in ragged.values()}
+        if len(lengths) > 1:
+            raise SourceError(
+                "fields have different lengths",
+                where=self.name,
+                expected="the same number of records in every field",
+                found=sorted(lengths),
+            )
+        self._length = lengths.pop()
         nbytes = sum(a.nbytes for a in self._host.values())
-        on_device = config.placement == "device" or (
-            config.placement == "auto" and nbytes <= config.device_max_bytes
+        on_device = not ragged and (
+            config.placement == "device"
+            or (config.placement == "auto" and nbytes <= config.device_max_bytes)
         )
+        if ragged and config.placement == "device":
+            raise ConfigError(
+                "variable-length fields are read on the host",
+                where=self.name,
+                expected="placement 'auto' or 'host' with pad_to",
+                found="placement 'device'",
+            )
         self._device = nnx.data(jax.device_put(self._host) if on_device else None)
 
     def __len__(self) -> int:
         return self._length
 
     def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
-        return {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in self._host.items()}
+        spec = {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in self._host.items()}
+        for field, column in self._ragged.items():
+            spec[field] = jax.ShapeDtypeStruct((column.width,), column.values.dtype)
+            spec[f"{field}_length"] = jax.ShapeDtypeStruct((), np.dtype(np.int32))
+        return spec
 
     def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: np.take(v, indices, axis=0) for k, v in self._host.items()}
+        out = {k: np.take(v, indices, axis=0) for k, v in self._host.items()}
+        for field, column in self._ragged.items():
+            out[field], out[f"{field}_length"] = column.read(indices, self.config.pad_value)
+        return out
 
     @property
     def device_arrays(self) -> dict[str, jax.Array] | None:
         return self._device
+
+
+class _RaggedColumn:
+    """A variable-length field: all values end to end, with each record's start and length."""
+
+    def __init__(self, rows: Sequence[Any], width: int, where: str) -> None:
+        arrays = [np.asarray(r) for r in rows]
+        bad = next((i for i, a in enumerate(arrays) if a.ndim != 1), None)
+        if bad is not None:
+            raise SourceError(
+                "a variable-length record is not one-dimensional",
+                where=f"{where}, record {bad}",
+                expected="a 1-D array or list",
+                found=f"shape {arrays[bad].shape}",
+            )
+        values = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+        values = _as_array(values, where, "values") if values.size else values
+        # ``width`` spare values at the end: every row's gather stays in bounds.
+        self.values = np.concatenate([values, np.zeros(width, values.dtype)])
+        self.lengths = np.array([a.size for a in arrays], np.int64)
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        index = np.int32 if self.values.size < 2**31 else np.int64
+        self.starts = starts.astype(index)
+        self.offsets = np.arange(width, dtype=index)
+        self.width, self.count = width, len(arrays)
+
+    def read(self, indices: np.ndarray, pad_value: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``indices`` truncated or padded to ``width``, and the lengths kept."""
+        indices = np.asarray(indices)
+        kept = np.minimum(self.lengths[indices], self.width).astype(np.int32)
+        rows = self.values.take(self.starts[indices][:, None] + self.offsets)
+        if pad_value == 0:  # a multiply by the mask is the cheapest way to zero the tail
+            np.multiply(rows, self.offsets < kept[:, None], out=rows)
+        else:
+            rows[self.offsets >= kept[:, None]] = pad_value
+        return rows, kept
+
+
+def _take_ragged(
+    data: Any, pad_to: dict[str, int], where: str
+) -> tuple[Any, dict[str, _RaggedColumn]]:
+    """The fixed-size part of ``data`` and the variable-length columns named in ``pad_to``."""
+    if not pad_to:
+        return data, {}
+    if not isinstance(data, Mapping):
+        raise SourceError(
+            "variable-length fields need a dict of columns",
+            where=where,
+            expected="data={'field': [array, ...], ...} with pad_to",
+            found=type(data).__name__,
+        )
+    missing = sorted(set(pad_to) - set(data))
+    if missing:
+        raise SourceError(
+            "pad_to names fields that are not in the data",
+            where=where,
+            expected=f"fields among {sorted(data)}",
+            found=missing,
+        )
+    ragged = {f: _RaggedColumn(data[f], pad_to[f], f"{where}, field '{f}'") for f in pad_to}
+    return {k: v for k, v in data.items() if k not in pad_to}, ragged
 
 
 def _as_columns(data: Any, where: str) -> dict[str, np.ndarray]:

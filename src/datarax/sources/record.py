@@ -85,6 +85,16 @@ class RecordSource(DataSource, pytree=False):
             )
         return {str(k): _as_array(v, self.name, str(k), record=index) for k, v in value.items()}
 
+    def decode_batch(self, raws: Sequence[Any], indices: np.ndarray) -> dict[str, Any] | None:
+        """Many raw records decoded at once and stacked per field, or ``None``.
+
+        A source whose records can be decoded together (one vectorised call)
+        returns the stacked fields; the default returns ``None`` and records are
+        decoded one by one with :meth:`decode`. A batch that fails is decoded
+        again record by record, so errors always name the record.
+        """
+        return None
+
     def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
         """The fields of record 0 (decoded once); every record must match them."""
         if self._spec is None:
@@ -261,6 +271,16 @@ class StreamingSource(RecordSource):
             for i in set(wanted):
                 del self._ahead[i]
             return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The lock and the open stream stay behind: a copy starts its stream anew.
+        state = dict(self.__dict__)
+        state.update(_lock=None, _stream=None, _next=0, _ahead={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _restart(self, start: int) -> None:
         self._ahead.clear()

@@ -1,0 +1,255 @@
+"""`MixedSource`: several sources mixed by weight, deterministically and resumably.
+
+The mix is a pure function of the position in the mixed stream. Positions are cut
+into windows of ``window`` records; in every window component ``i`` gets exactly
+``n_i`` records, the largest-remainder rounding of ``window * weight_i``, spread
+evenly over the window (its ``j``-th record sits near ``(j + 1/2) * window / n_i``).
+Component ``i`` reads its records in its own epochs: its ``k``-th record overall is
+position ``k mod len_i`` of its epoch ``k // len_i``, shuffled per component epoch
+when ``shuffle=True``. So a small component cycles through many epochs while a large
+one is still in its first, and nothing but integers is needed to resume: the
+pipeline's ``(epoch, position)`` fixes every component's place.
+
+Epoch ``e`` of a pipeline over a mixed source of length ``L`` covers mixed positions
+``e * L .. (e + 1) * L - 1``. With ``shuffle=False`` in ``from_source`` every run of
+``window`` consecutive records has the exact proportions; with ``shuffle=True`` the
+records of each epoch are permuted, and the proportions are exact over each epoch
+when ``L`` is a multiple of ``window``.
+
+Example:
+    >>> import numpy as np
+    >>> from datarax.sources import MemorySource, MemorySourceConfig
+    >>> a = MemorySource(MemorySourceConfig(), data={"x": np.zeros(10, np.int32)})
+    >>> b = MemorySource(MemorySourceConfig(), data={"x": np.ones(4, np.int32)})
+    >>> mix = MixedSource(MixedSourceConfig(weights=(3, 1), window=4), sources=[a, b])
+    >>> mix.read(np.arange(8))["x"].tolist()
+    [0, 0, 1, 0, 0, 0, 1, 0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from datarax.core.config import Config, require_int, require_positive
+from datarax.core.errors import ConfigError, SourceError
+from datarax.core.rng import mix64
+from datarax.samplers.feistel import FeistelPermutation
+from datarax.sources.base import DataSource
+
+_MIX_STREAM = 0x4D4958  # "MIX": keeps component shuffles apart from other seed uses
+
+
+@dataclass(frozen=True)
+class MixedSourceConfig(Config):
+    """How to mix the components.
+
+    Args:
+        weights: One positive weight per component (normalised to sum to 1).
+        window: Records per window; proportions are exact over each window.
+        num_records: Length of one epoch of the mix (default: the components' total).
+        shuffle: Shuffle each component within each of its own epochs.
+        seed: Seeds the component shuffles.
+        source_field: If set, adds an int32 field of that name holding the index of
+            the component each record came from.
+    """
+
+    weights: tuple[float, ...] = ()
+    window: int = 1000
+    num_records: int | None = None
+    shuffle: bool = True
+    seed: int = 0
+    source_field: str | None = None
+
+    def validate(self) -> None:
+        weights = self.weights
+        if not weights or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 and math.isfinite(w)
+            for w in weights
+        ):
+            raise ConfigError(
+                "invalid weights",
+                where="MixedSourceConfig.weights",
+                expected="one finite weight >= 0 per source",
+                found=repr(weights),
+            )
+        if sum(weights) <= 0:
+            raise ConfigError(
+                "weights sum to zero",
+                where="MixedSourceConfig.weights",
+                expected="at least one positive weight",
+                found=repr(weights),
+            )
+        require_positive(self, "window")
+        require_positive(self, "num_records", allow_none=True)
+        require_int(self, "seed")
+
+
+class MixedSource(DataSource, pytree=False):
+    """Reads several sources with the same fields, mixed by weight.
+
+    Args:
+        config: Weights, window, length and shuffling.
+        sources: The components, each a :class:`DataSource` with the same fields,
+            shapes and dtypes.
+        name: Shown in errors.
+    """
+
+    config_type = MixedSourceConfig
+    config: MixedSourceConfig
+    #: The host plane passes the epoch to :meth:`read_epoch`.
+    reads_by_epoch = True
+
+    def __init__(
+        self, config: MixedSourceConfig, *, sources: Sequence[DataSource], name: str | None = None
+    ) -> None:
+        super().__init__(config, name=name)
+        sources = list(sources)
+        if len(sources) != len(config.weights):
+            raise ConfigError(
+                "one weight per source",
+                where=self.name,
+                expected=f"{len(sources)} weights",
+                found=f"{len(config.weights)} weights",
+            )
+        for i, source in enumerate(sources):
+            if not isinstance(source, DataSource):
+                raise SourceError(
+                    "component is not a data source",
+                    where=f"{self.name}, component {i}",
+                    expected="a datarax DataSource",
+                    found=type(source).__name__,
+                )
+        _check_same_fields(sources, self.name)
+        counts = window_counts(config.weights, config.window)
+        self._sources = tuple(sources)
+        self._lengths = np.array([len(s) for s in sources], np.int64)
+        empty = [i for i, c in enumerate(counts) if c > 0 and self._lengths[i] == 0]
+        if empty:
+            raise SourceError(
+                "a weighted component is empty",
+                where=f"{self.name}, component {empty[0]}",
+                expected="at least one record",
+                found="0 records",
+            )
+        self._counts = counts
+        self._slot_component, self._slot_rank = _interleave(counts)
+        self._length = config.num_records or int(self._lengths.sum())
+
+    @property
+    def sources(self) -> tuple[DataSource, ...]:
+        """The components, in order."""
+        return self._sources
+
+    @property
+    def window_counts(self) -> tuple[int, ...]:
+        """Records each component gets in every window."""
+        return tuple(int(c) for c in self._counts)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
+        spec = dict(self._sources[0].element_spec())
+        if self.config.source_field is not None:
+            spec[self.config.source_field] = jax.ShapeDtypeStruct((), np.dtype(np.int32))
+        return spec
+
+    def locate(self, positions: np.ndarray, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Component and component record id of each mixed position of ``epoch``."""
+        q = np.asarray(positions, np.int64) + np.int64(epoch) * self._length
+        window, slot = np.divmod(q, self.config.window)
+        component = self._slot_component[slot]
+        k = window * self._counts[component] + self._slot_rank[slot]
+        lengths = self._lengths[component]
+        comp_epoch, offset = np.divmod(k, np.maximum(lengths, 1))
+        ids = offset.copy()
+        if self.config.shuffle:
+            for c in np.unique(component):
+                for e in np.unique(comp_epoch[component == c]):
+                    sel = (component == c) & (comp_epoch == e)
+                    ids[sel] = self._permutation(int(c), int(e))(offset[sel])
+        return component.astype(np.int32), ids
+
+    def _permutation(self, component: int, epoch: int) -> FeistelPermutation:
+        key = mix64(_MIX_STREAM, self.config.seed, component, epoch)
+        return FeistelPermutation(int(self._lengths[component]), key)
+
+    def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Records at mixed positions ``indices`` of epoch 0 (see :meth:`read_epoch`)."""
+        return self.read_epoch(indices, 0)
+
+    def read_epoch(self, indices: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        """Records at mixed positions ``indices`` of the pipeline's epoch ``epoch``."""
+        component, ids = self.locate(indices, epoch)
+        spec = self.element_spec()
+        out = {k: np.empty((len(ids), *s.shape), s.dtype) for k, s in spec.items()}
+        for c in np.unique(component):
+            sel = np.flatnonzero(component == c)
+            part = self._sources[int(c)].read(ids[sel])
+            for field, values in part.items():
+                out[field][sel] = values
+        if self.config.source_field is not None:
+            out[self.config.source_field] = component
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            **super().fingerprint(),
+            "config": {**self.config.to_dict(), "weights": list(self.config.weights)},
+            "sources": [s.fingerprint() for s in self._sources],
+        }
+
+
+def window_counts(weights: Sequence[float], window: int) -> np.ndarray:
+    """Records per component in a window: largest-remainder rounding of ``window * w``.
+
+    Example:
+        >>> window_counts([1, 1, 1], 10).tolist()
+        [4, 3, 3]
+    """
+    w = np.asarray(weights, np.float64)
+    exact = w / w.sum() * window
+    counts = np.floor(exact).astype(np.int64)
+    remainder = exact - counts
+    order = np.lexsort((np.arange(len(w)), -remainder))  # largest remainder, then index
+    counts[order[: window - int(counts.sum())]] += 1
+    return counts
+
+
+def _interleave(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Component and rank of every slot of a window, each component spread evenly."""
+    component = np.repeat(np.arange(len(counts)), counts)
+    rank = np.concatenate([np.arange(c) for c in counts]).astype(np.int64)
+    place = (rank + 0.5) / np.maximum(counts[component], 1)
+    order = np.lexsort((component, place))
+    return component[order], rank[order]
+
+
+def _check_same_fields(sources: list[DataSource], where: str) -> None:
+    if not sources:
+        raise SourceError("no sources", where=where, expected="at least one source", found="[]")
+    first = sources[0].element_spec()
+    for i, source in enumerate(sources[1:], start=1):
+        spec = source.element_spec()
+        if spec.keys() != first.keys():
+            raise SourceError(
+                "components have different fields",
+                where=f"{where}, component {i} ({source.name})",
+                expected=sorted(first),
+                found=sorted(spec),
+            )
+        for field, s in spec.items():
+            f = first[field]
+            if s.shape != f.shape or s.dtype != f.dtype:
+                raise SourceError(
+                    "components have different field types",
+                    where=f"{where}, component {i} ({source.name}), field '{field}'",
+                    expected=f"{np.dtype(f.dtype)}{tuple(f.shape)} as in component 0",
+                    found=f"{np.dtype(s.dtype)}{tuple(s.shape)}",
+                )
