@@ -143,3 +143,25 @@ def test_advanced_dag_takes_both_paths_on_low_and_high_contrast_records(advanced
     assert records == 96
     assert high.sum() == 48  # exactly the textured images took the true path
     assert 0 < flipped.sum() < 48
+
+
+def test_records_pipeline_example_is_independent_of_workers_and_skips_the_bad_record(tmp_path):
+    from harness import snapshot
+
+    example = runpy.run_path(str(EXAMPLES / "records_pipeline.py"))
+    path = tmp_path / "captions.arrayrecord"
+    example["write_dataset"](path)
+    lines = example["main"](path, workers=2)
+    assert lines == [
+        "epoch 0: skipped records [17]",
+        "epoch 1: skipped records [17]",
+        "batch: image (32, 16, 16, 3) float32, tokens (32, 16), mean caption length 16.0",
+        "skipped in total: 2",
+    ]
+    streams = [[snapshot(b) for b in example["build"](path, w)] for w in (0, 2)]
+    assert streams[0] == streams[1]
+    # tokens are the caption's bytes + 1; record 17's row repeats a good record, masked
+    batch = next(iter(example["build"](path, 0)))
+    tokens = np.asarray(batch["tokens"])
+    assert tokens.min() >= 0 and (tokens[:, :3] > 1).all()
+    assert batch.mask.all() or not batch.mask[batch.record_ids == 17].any()

@@ -455,7 +455,7 @@ def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline, skipped) ->
         offset = b_start - start
         part = parts[offset // batch_size]
         record_ids = ids[offset : offset + size]
-        valid = ~bad[offset : offset + size] if skipped else None
+        valid = ~bad[offset : offset + size] if bad[offset : offset + size].any() else None
         if pipeline.split_over_processes:  # a global batch: every process's rows
             record_ids = pipeline.global_record_ids(epoch, b_start)
             size = record_ids.size

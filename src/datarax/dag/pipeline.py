@@ -19,6 +19,7 @@ from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Fanout, Node, Sequential, TraceContext, lower_node
 from datarax.dag.cache import CacheNode
 from datarax.dag.compiler import (
+    MAX_BATCHES_PER_CALL,
     ChunkProgram,
     DeviceMajor,
     DevicePlan,
@@ -116,6 +117,10 @@ def chain(left: Node, right: Node) -> Node:
     ):
         return Pipeline(nodes)
     return Sequential(nodes)
+
+
+#: Records each host-plane worker reads per chunk, at least (record sources).
+RECORDS_PER_WORKER = 1024
 
 
 class _Step:
@@ -600,9 +605,16 @@ class Pipeline(Sequential):
         record_bytes = self.record_bytes()
         if self._layout() is not None:  # each device computes only its share of a chunk
             record_bytes = max(1, record_bytes // self.compute_sharder.data_size)
-        return choose_batches_per_call(
+        chosen = choose_batches_per_call(
             record_bytes, g.batch_size, g.batches_per_epoch, self.batches_per_call
         )
+        if self.batches_per_call is None and self.host_plane.per_record:
+            # Records read one by one: enough of them per chunk to keep every worker
+            # busy between two hand-offs.
+            workers = max(1, self.source_node.workers)
+            wanted = -(-RECORDS_PER_WORKER * workers // g.batch_size)
+            chosen = max(chosen, min(wanted, MAX_BATCHES_PER_CALL, g.batches_per_epoch))
+        return chosen
 
     def prepare_caches(self) -> list[tuple[Any, Any]]:
         """Make every cache node's store match the current parameters.

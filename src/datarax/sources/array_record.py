@@ -63,11 +63,14 @@ class ArrayRecordSourceConfig(Config):
         reader_options: ArrayRecord reader options, ``"key:value"`` pairs joined by
             commas (``readahead_buffer_size``, ``max_parallelism``,
             ``index_storage_option``, ``footer_prefetch_bytes``). The default turns
-            read-ahead off, which suits reading records in shuffled order.
+            read-ahead off, which suits reading records in shuffled order, and reads
+            each batch of records on the calling thread (``max_parallelism:1``):
+            the pipeline's ``workers`` are the parallelism, each reading its share
+            of a chunk (calls on several threads run in parallel).
 
     Example:
         >>> ArrayRecordSourceConfig(paths=["a.arrayrecord", "b.arrayrecord"]).reader_options
-        'readahead_buffer_size:0'
+        'readahead_buffer_size:0,max_parallelism:1'
         >>> ArrayRecordSourceConfig(paths=[])
         Traceback (most recent call last):
         ...
@@ -76,7 +79,7 @@ expected a path, a glob pattern or a non-empty list of them, found []
     """
 
     paths: PathLike | Sequence[PathLike]
-    reader_options: str = "readahead_buffer_size:0"
+    reader_options: str = "readahead_buffer_size:0,max_parallelism:1"
 
     def validate(self) -> None:
         where = f"{type(self).__name__}.paths"
