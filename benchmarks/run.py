@@ -35,6 +35,9 @@ GOALS = {  # workload -> (reference workload, reference system, minimum ratio of
 }
 #: (workload, system, reference system, minimum ratio) for other systems than datarax.
 SYSTEM_GOALS = [
+    ("W4", "datarax", "numpy-loop", 1.0),  # padded token lists vs a per-record NumPy loop
+    ("AR", "datarax", "datarax-0w", 1.5),  # ArrayRecord + W2: 2 workers vs none
+    ("AR", "datarax", "grain", 2.0),  # the same file through Grain's ArrayRecord source
     ("W2", "datarax-sharded", "datarax", 0.8),  # 8 devices vs a one-device process
     ("W2", "datarax-sharded", "datarax-8dev", 0.8),  # the same, both with 8 devices
 ]
@@ -49,24 +52,14 @@ def measure(workload_name: str, system: str, repetitions: int) -> dict:
 
     from benchmarks.systems import SYSTEMS
     from benchmarks.workloads import WORKLOADS, stats_for
+    from datarax.benchmarking.runner import time_passes
 
     w = WORKLOADS[workload_name]
     data = w.make_data()
     stats = stats_for(w, data)
     start = time.perf_counter()
-    make_pass = SYSTEMS[system](w, data, stats)
-    ttfb = None
-    for batch in make_pass():
-        jax.block_until_ready(dict(batch))
-        if ttfb is None:
-            ttfb = time.perf_counter() - start
-    rates = []
-    for _ in range(repetitions):
-        count, t = 0, time.perf_counter()
-        for batch in make_pass():
-            jax.block_until_ready(dict(batch))
-            count += len(next(iter(batch.values())))
-        rates.append(count / (time.perf_counter() - t))
+    timing = time_passes(SYSTEMS[system](w, data, stats), repetitions, start=start)
+    rates, count, ttfb = timing["rates"], timing["elements_per_pass"], timing["ttfb_s"]
     return {
         "workload": workload_name,
         "system": system,

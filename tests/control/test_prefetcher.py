@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from harness import snapshot
 
 from datarax import from_source
 from datarax.control import Prefetcher
 from datarax.core.errors import ConfigError, StateError
 from datarax.sources import MemorySource, MemorySourceConfig
+from harness import snapshot
 
 
 class Counting:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import assert_resumes_at_every_step, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datarax import from_source
 from datarax.core.errors import ConfigError, SourceError
+from datarax.core.rng import mix64
 from datarax.samplers.feistel import FeistelPermutation
 from datarax.sources import MemorySource, MemorySourceConfig, MixedSource, MixedSourceConfig
 from datarax.sources.mixed import _MIX_STREAM, window_counts
-from datarax.core.rng import mix64
+from harness import assert_resumes_at_every_step, snapshot
 
 
 def component(offset: int, n: int) -> MemorySource:

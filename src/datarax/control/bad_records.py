@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from datarax.core.config import Config
@@ -95,7 +96,9 @@ class BadRecordPolicy(Config):
         if self.max_skipped is not None:
             limits.append(self.max_skipped)
         if self.max_fraction is not None:
-            limits.append(math.floor(self.max_fraction * records_per_epoch))
+            # The fraction as written (0.29 of 100 is 29; in binary floating point, 28.99...).
+            fraction = Fraction(repr(float(self.max_fraction)))
+            limits.append(math.floor(fraction * records_per_epoch))
         return min(limits) if limits else None
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from datarax.core.errors import PipelineBuildError
 from datarax.core.rng import mix64, stream_id
 from datarax.dag.base import Node
+from datarax.operators.element import function_identity
 
 RecordFn = Callable[..., Mapping[str, Any]]
 
@@ -91,10 +92,12 @@ class HostOperator(Node):
 
     def fingerprint(self) -> dict[str, Any]:
         fn = self.fn
-        qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
+        # With a digest of the code: two lambdas (or an edited function) differ, so a
+        # state is not restored into a pipeline that computes other records.
+        identity = function_identity(fn)
         return {
             "type": "HostOperator",
-            "fn": f"{getattr(fn, '__module__', '?')}.{qualname}",
+            "fn": f"{getattr(fn, '__module__', '?')}.{identity}",
             "stochastic": self.stochastic,
             "stream": self.stream_name,
         }

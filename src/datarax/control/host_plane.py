@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -27,7 +28,13 @@ from datarax.core.errors import DataraxError, RecordError
 from datarax.memory.shared import SharedArrays
 from datarax.sources.base import DataSource
 from datarax.sources.memory import _as_array
-from datarax.sources.record import RecordSource, store_record
+from datarax.sources.record import (
+    SPEC_ATTEMPTS,
+    RecordSource,
+    first_good_record,
+    record_error,
+    store_record,
+)
 
 logger = logging.getLogger("datarax")
 
@@ -52,6 +59,13 @@ class RecordJob:
         """One record through the decoder and the host operators."""
         source = self.source
         record = source.decode(raw, record_id) if isinstance(source, RecordSource) else dict(raw)
+        return self.transform(record, record_id, epoch)
+
+    def transform(
+        self, record: dict[str, np.ndarray], record_id: int, epoch: int
+    ) -> dict[str, np.ndarray]:
+        """One decoded record through the host operators."""
+        source = self.source
         for op in self.operators:
             try:
                 out = op.apply(record, self.seed, epoch, record_id)
@@ -75,31 +89,39 @@ class RecordJob:
         return [{k: v[i] for k, v in arrays.items()} for i in range(ids.size)]
 
     def run(
-        self, target: Any, task: int, rows: tuple[int, int], ids: np.ndarray, epoch: int
+        self,
+        target: Any,
+        task: int,
+        rows: tuple[int, int],
+        ids: np.ndarray,
+        epoch: int,
+        raws: Sequence[Any] | None = None,
     ) -> list[tuple[int, DataraxError]]:
         """Compute records ``ids`` into ``rows`` of ``target``; returns the bad ones.
 
         ``target`` is a dict of arrays, or the handle of a :class:`SharedArrays` block
         whose ``PROGRESS`` array receives, at index ``task``, the row being computed.
-        With the raise policy the first bad record stops the task.
+        ``raws`` are the rows' raw records when already read (else they are read
+        here). With the raise policy the first bad record stops the task.
         """
         block = SharedArrays.attach(target) if isinstance(target, tuple) else None
         out = block.arrays if block is not None else target
         try:
-            return self._run(out, task, rows, ids, epoch)
+            return self._run(out, task, rows, ids, epoch, raws)
         finally:
             if block is not None:
                 block.close()
 
-    def _run(self, out, task, rows, ids, epoch) -> list[tuple[int, DataraxError]]:
+    def _run(self, out, task, rows, ids, epoch, raws=None) -> list[tuple[int, DataraxError]]:
         assert self.spec is not None
         progress = out.pop(PROGRESS, None)
         start, stop = rows
         bad: list[tuple[int, DataraxError]] = []
-        try:
-            raws: Sequence[Any] | None = self.raw_records(ids[start:stop])
-        except Exception:  # find the records that fail, one by one
-            raws = None
+        if raws is None:
+            try:
+                raws = self.raw_records(ids[start:stop])
+            except Exception:  # find the records that fail, one by one
+                raws = None
         decoded = self._decode_batch(raws, ids[start:stop])
         if decoded is not None and not self.operators:
             for field, values in decoded.items():
@@ -119,7 +141,7 @@ class RecordJob:
                     record = self.record(raw, record_id, epoch)
                 store_record(out, row, record, self.spec, self.source.name, record_id)
             except Exception as exc:
-                bad.append((row, _record_error(exc, self.source.name, record_id)))
+                bad.append((row, record_error(exc, self.source.name, record_id)))
                 if not self.skip:
                     break
         return bad
@@ -183,17 +205,21 @@ class HostPlane:
         return None if self.per_record else self.source.device_arrays
 
     def element_spec(self) -> Spec:
-        """Fields of one record after the host operators (computed from record 0)."""
+        """Fields of one record after the host operators (from record 0, or the first good one)."""
         if self._spec is None:
             spec = dict(self.source.element_spec())
             if self._job.operators:
-                raw = self._job._read_one(0)
-                spec = {
-                    k: jax.ShapeDtypeStruct(v.shape, v.dtype)
-                    for k, v in self._job.record(raw, 0, 0).items()
-                }
+                count = min(len(self.source), SPEC_ATTEMPTS)
+                record = first_good_record(
+                    ((i, partial(self._record, i)) for i in range(count)), self.source.name
+                )
+                assert record is not None  # the source has records: its spec exists
+                spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
             self._spec = spec
         return self._spec
+
+    def _record(self, record_id: int) -> dict[str, np.ndarray]:
+        return self._job.record(self._job._read_one(record_id), record_id, 0)
 
     def workers(self) -> Workers:
         """The worker pool (made on first use)."""
@@ -213,8 +239,13 @@ class HostPlane:
 
     def read(
         self, ids: np.ndarray, positions: np.ndarray, epoch: int, batch_size: int
-    ) -> tuple[dict[str, np.ndarray], list[int]]:
-        """The arrays of a chunk, and the rows (into ``ids``) of skipped records.
+    ) -> tuple[dict[str, np.ndarray], list[int], tuple[int, DataraxError] | None]:
+        """The arrays of a chunk, the rows (into ``ids``) of bad records, and the failure.
+
+        With the skip policy every bad row is skipped and the failure is ``None``.
+        With the raise policy the failure is the first bad row and its error: rows
+        before its batch are complete (the caller hands those batches out, then
+        raises); bad rows are filled like skipped ones so the arrays stay defined.
 
         Args:
             ids: The chunk's record ids, in batch order.
@@ -224,16 +255,19 @@ class HostPlane:
             batch_size: Records per batch (a skipped record is replaced within its batch).
         """
         if not self.per_record:
-            if getattr(self.source, "reads_by_epoch", False):
-                return self.source.read_epoch(ids[positions], epoch), []
-            return self.source.read(ids[positions]), []
+            read_epoch = getattr(self.source, "read_epoch", None)
+            if read_epoch is not None and getattr(self.source, "reads_by_epoch", False):
+                return read_epoch(ids[positions], epoch), [], None
+            return self.source.read(ids[positions]), [], None
         workers = self.workers()
         spec = self.element_spec()
         n = ids.size
         fields = {k: ((n, *s.shape), s.dtype) for k, s in spec.items()}
         tasks = _split(n, max(1, 2 * workers.size))
-        shared = None
+        shared = streamed = None
         if _is_process(workers):
+            if not getattr(self.source, "random_access", True):
+                streamed = self._read_stream(ids)
             shared = SharedArrays.create({**fields, PROGRESS: ((len(tasks),), np.int64)})
             shared.arrays[PROGRESS][:] = [start for start, _ in tasks]
         try:
@@ -249,14 +283,20 @@ class HostPlane:
                 return f"computing record {int(ids[row])}"
 
             results = workers.run(
-                [(target, t, rows, ids, epoch) for t, rows in enumerate(tasks)], describe
+                [
+                    (target, t, (a, b), ids, epoch, None if streamed is None else streamed[a:b])
+                    for t, (a, b) in enumerate(tasks)
+                ],
+                describe,
             )
             bad = sorted((b for r in results for b in r), key=lambda b: b[0])
-            if bad and not self.policy.skips:
-                raise bad[0][1]
+            failure = None if self.policy.skips or not bad else bad[0]
             skipped = [row for row, _ in bad]
-            for _, error in bad:
-                logger.warning("skipped a bad record: %s", error)
+            if failure is None:
+                for _, error in bad:
+                    logger.warning("skipped a bad record: %s", error)
+            else:  # rows after the first bad one may not have been computed
+                skipped = list(range(failure[0], n))
             _replace_skipped(out, skipped, n, batch_size)
             if positions.size == n and (positions == np.arange(n)).all():
                 arrays = out if shared is None else {k: v.copy() for k, v in out.items()}
@@ -265,7 +305,19 @@ class HostPlane:
         finally:
             if shared is not None:
                 shared.close()
-        return arrays, skipped
+        return arrays, skipped, failure
+
+    def _read_stream(self, ids: np.ndarray) -> Sequence[Any] | None:
+        """A stream's raw records for a chunk, read here in order for worker processes.
+
+        Each worker process reading the stream itself would read all of it and keep
+        the records the other workers compute; so the stream is read once, here, and
+        the workers only decode and run the host operators.
+        """
+        try:
+            return self._job.raw_records(ids)
+        except Exception:  # the workers read the records one by one and name the bad ones
+            return None
 
 
 def _is_process(workers: Workers) -> bool:
@@ -302,17 +354,3 @@ def _fields(value: Any, source: str, record_id: int, op: str) -> dict[str, np.nd
             found=type(value).__name__,
         )
     return {str(k): _as_array(v, source, str(k), record=record_id) for k, v in value.items()}
-
-
-def _record_error(exc: BaseException, source: str, record_id: int) -> DataraxError:
-    """``exc`` as an error that names the source and the record."""
-    if isinstance(exc, DataraxError):
-        if exc.where and f"record {record_id}" in exc.where:
-            return exc
-        where = f"{source}, record {record_id}" + (f" ({exc.where})" if exc.where else "")
-        return type(exc)(exc.what, where=where, expected=exc.expected, found=exc.found)
-    return RecordError(
-        "the record cannot be read",
-        where=f"{source}, record {record_id}",
-        found=f"{type(exc).__name__}: {exc}",
-    )

@@ -103,6 +103,10 @@ class ProcessWorkers:
         _POOLS.add(self)
 
     def _start(self) -> None:
+        # Exit hooks run last-registered first: registered again now, closing the pools
+        # comes before hooks that wait for a read from them (joining a prefetch thread).
+        atexit.unregister(_close_pools)
+        atexit.register(_close_pools)
         ctx = multiprocessing.get_context("spawn")
         for _ in range(self.size):
             parent, child = ctx.Pipe()
@@ -117,55 +121,76 @@ class ProcessWorkers:
     def run(self, tasks: Sequence[tuple], describe: Describe) -> list[Any]:
         with self._lock:
             if not self._procs:
+                if _EXITING.is_set():  # a read still running at exit must not start workers
+                    raise WorkerError(
+                        "worker processes are not started while the interpreter exits",
+                        where=self._where,
+                    )
                 self._start()
-            results: list[Any] = [None] * len(tasks)
-            idle = list(range(self.size))
             busy: dict[int, int] = {}  # worker -> task
-            pending = list(range(len(tasks)))[::-1]
-            failure: BaseException | None = None
-            while pending or busy:
-                while pending and idle and failure is None:
-                    w, t = idle.pop(), pending.pop()
+            try:
+                return self._run(tasks, describe, busy)
+            except BaseException:  # an error here, or Ctrl-C while waiting for the workers
+                if busy:  # their replies would answer the next run's tasks: stop them
+                    self._terminate()
+                raise
+
+    def _run(self, tasks: Sequence[tuple], describe: Describe, busy: dict[int, int]) -> list[Any]:
+        results: list[Any] = [None] * len(tasks)
+        idle = list(range(self.size))
+        pending = list(range(len(tasks)))[::-1]
+        failure: BaseException | None = None
+        while pending or busy:
+            while pending and idle and failure is None:
+                w, t = idle.pop(), pending.pop()
+                try:
                     self._conns[w].send(tasks[t])
-                    busy[w] = t
-                if not busy:
-                    break
-                ready = multiprocessing.connection.wait(
-                    [self._conns[w] for w in busy] + [self._procs[w].sentinel for w in busy]
-                )
-                for w in list(busy):
-                    conn, proc = self._conns[w], self._procs[w]
-                    if conn in ready:
-                        try:
-                            ok, value = conn.recv()
-                        except (EOFError, OSError):
-                            ok, value = None, None
-                        if ok is not None:
-                            t = busy.pop(w)
-                            idle.append(w)
-                            if ok:
-                                results[t] = value
-                            elif failure is None:
-                                failure = value
-                            continue
-                    if conn in ready or proc.sentinel in ready:
-                        proc.join(timeout=5)
-                        if proc.exitcode is None:
-                            continue
-                        task = busy.pop(w)
-                        self._terminate()
-                        raise WorkerError(
-                            f"worker process {w} (pid {proc.pid}) {_death(proc.exitcode)} "
-                            f"while {describe(task)}",
-                            where=self._where,
-                            expected="workers that finish their records",
-                            found=f"exit code {proc.exitcode}",
-                            hint="Run with worker_mode='thread' or workers=0 to see the "
-                            "error in this process",
-                        )
-            if failure is not None:
-                raise failure
-            return results
+                except OSError as exc:  # the worker died while it had no task
+                    raise self._lost(w, f"before {describe(t)}") from exc
+                busy[w] = t
+            if not busy:
+                break
+            ready = multiprocessing.connection.wait(
+                [self._conns[w] for w in busy] + [self._procs[w].sentinel for w in busy]
+            )
+            for w in list(busy):
+                conn, proc = self._conns[w], self._procs[w]
+                if conn in ready:
+                    try:
+                        ok, value = conn.recv()
+                    except (EOFError, OSError):
+                        ok, value = None, None
+                    if ok is not None:
+                        t = busy.pop(w)
+                        idle.append(w)
+                        if ok:
+                            results[t] = value
+                        elif failure is None:
+                            failure = value
+                        continue
+                if conn in ready or proc.sentinel in ready:
+                    proc.join(timeout=5)
+                    if proc.exitcode is None:
+                        continue
+                    raise self._lost(w, f"while {describe(busy.pop(w))}")
+        if failure is not None:
+            raise failure
+        return results
+
+    def _lost(self, w: int, when: str) -> WorkerError:
+        """The error for worker ``w``, found dead; the other workers are stopped."""
+        proc = self._procs[w]
+        proc.join(timeout=5)
+        code = proc.exitcode
+        death = "stopped answering" if code is None else _death(code)
+        self._terminate()
+        return WorkerError(
+            f"worker process {w} (pid {proc.pid}) {death} {when}",
+            where=self._where,
+            expected="workers that finish their records",
+            found=f"exit code {code}",
+            hint="Run with worker_mode='thread' or workers=0 to see the error in this process",
+        )
 
     def _terminate(self) -> None:
         for proc in self._procs:
@@ -186,8 +211,9 @@ class ProcessWorkers:
             proc.join(timeout=5)
         self._terminate()
 
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+    def __del__(self, _suppress=contextlib.suppress) -> None:
+        # Bound here: module globals may be gone when a pool is collected at exit.
+        with _suppress(Exception):
             self._terminate()
 
 
@@ -262,10 +288,12 @@ def _picklable(exc: BaseException) -> BaseException:
 
 
 _POOLS: weakref.WeakSet[ProcessWorkers] = weakref.WeakSet()
+_EXITING = threading.Event()
 
 
 @atexit.register
 def _close_pools() -> None:
+    _EXITING.set()
     for pool in list(_POOLS):
         with contextlib.suppress(Exception):
             pool._terminate()

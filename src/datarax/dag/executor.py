@@ -195,7 +195,7 @@ class PipelineIterator(Iterator[Batch]):
         if self._producer is None:
             if self._program is None:
                 self._program = _ProgramSchedule(self._pipeline, self._pipeline.prepare_caches())
-            chunks = _chunks(self, self._epoch, self._position, self._origin, len(self._skipped))
+            chunks = _chunks(self, self._epoch, self._position, self._origin, self._skipped)
             # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
             # thread can run ahead itself; host reads get a thread to overlap them.
             threaded = not self._program.final.gather
@@ -205,7 +205,7 @@ class PipelineIterator(Iterator[Batch]):
         return _batches(epoch, bounds, start, ids, parts, batch_size, self._pipeline, skipped)
 
 
-def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int, skipped: int):
+def _chunks(it: PipelineIterator, epoch: int, position: int, origin: int, skipped: list[int]):
     """Host plane: indices, host reads and the compiled call for each chunk.
 
     Takes what it needs from ``it`` up front, so the background thread never keeps
@@ -236,6 +236,10 @@ def _chunk_stream(programs, plane, sampler, geometry, last_epoch, epoch, positio
         grid = geometry.remaining(origin)
         local = position - origin
         start = grid.chunk_start(local)
+        seek = getattr(plane.source, "seek", None)
+        if seek is not None and start < grid.epoch_end:  # a stream: start it where needed
+            ahead = origin + min(start + sampler.lookahead, grid.read_end)
+            seek(int(window.get(origin + start, ahead).min()))
         while start < grid.epoch_end:
             program = programs.current(wait=epoch > first_epoch)
             rows = program.rows
@@ -243,20 +247,30 @@ def _chunk_stream(programs, plane, sampler, geometry, last_epoch, epoch, positio
             positions = program.arrange(_padded(np.arange(ids.size), rows, batch_size))
             padded = ids[positions].astype(np.int32)
             skipped: list[int] = []
+            failure = None
             with contextlib.ExitStack() as held:  # readers and inserts of shared caches
                 for store in stores:
                     held.enter_context(store.lock)
                 first, inputs, index = _chunk_inputs(program, stores, ids, padded, batch_size)
                 if inputs is None:
-                    data, skipped = plane.read(ids, positions, epoch, batch_size)
-                    budget.spend(epoch, ids[skipped])
+                    data, skipped, failure = plane.read(ids, positions, epoch, batch_size)
+                    failure = failure or budget.spend(epoch, ids, skipped)
                     inputs = (data, {})
                 parts, cached = program(first, inputs, index, padded, epoch, ids.size)
-                for store, values in zip(stores[first:], cached, strict=True):
-                    store.insert(ids, values, rows)
+                if failure is None:
+                    for store, values in zip(stores[first:], cached, strict=True):
+                        store.insert(ids, values, rows)
             # Batch objects are built by the consumer: this thread keeps its Python work
             # (and so its hold on the interpreter) to the minimum.
             bounds = grid.output_bounds(start, rows, local)
+            if failure is not None:  # hand out the batches before the failing one, then stop
+                row, error = failure
+                end = start + row - row % batch_size
+                bounds = [(b, size) for b, size in bounds if b + size <= end]
+                skipped = [r for r in skipped if r < row - row % batch_size]
+                if bounds:
+                    yield (epoch, bounds, start, ids, parts, program.batch_size, skipped)
+                raise error
             yield (epoch, bounds, start, ids, parts, program.batch_size, skipped)
             programs.started()
             start += rows
@@ -299,26 +313,29 @@ def _chunk_inputs(program, stores, ids, padded, batch_size):
 class _SkipBudget:
     """Counts skipped records per epoch and stops the stream when the policy's budget is spent."""
 
-    def __init__(self, policy, records_per_epoch: int, source: str, spent: int) -> None:
+    def __init__(self, policy, records_per_epoch: int, source: str, skipped: list[int]) -> None:
         self.limit = policy.limit(records_per_epoch)
-        self.source, self.spent, self.ids = source, spent, []
+        self.source, self.spent = source, len(skipped)
+        self.ids: list[int] = list(skipped)
 
     def new_epoch(self) -> None:
-        self.spent, self.ids = 0, []
+        self.spent = 0
+        self.ids = []
 
-    def spend(self, epoch: int, ids: np.ndarray) -> None:
-        if ids.size == 0:
-            return
-        self.spent += ids.size
-        self.ids.extend(int(i) for i in ids)
-        if self.limit is not None and self.spent > self.limit:
-            raise RecordError(
-                f"too many bad records in epoch {epoch}",
-                where=self.source,
-                expected=f"at most {self.limit} skipped records per epoch",
-                found=f"{self.spent} (records {self.ids[:20]}"
-                + (" ...)" if len(self.ids) > 20 else ")"),
-            )
+    def spend(self, epoch: int, ids: np.ndarray, rows: list[int]) -> tuple[int, RecordError] | None:
+        """Count the chunk's skipped ``rows``; the row and error where the budget runs out."""
+        for row in rows:
+            self.spent += 1
+            self.ids.append(int(ids[row]))
+            if self.limit is not None and self.spent > self.limit:
+                return row, RecordError(
+                    f"too many bad records in epoch {epoch}",
+                    where=self.source,
+                    expected=f"at most {self.limit} skipped records per epoch",
+                    found=f"{self.spent} (records {self.ids[:20]}"
+                    + (" ...)" if len(self.ids) > 20 else ")"),
+                )
+        return None
 
 
 class _ProgramSchedule:

@@ -240,6 +240,13 @@ class Pipeline(Sequential):
             spec, size = self._infer(node, spec, size, steps)
             steps.append(_Step(node, spec, size))
         self._init(steps=tuple(steps), output_spec=spec)
+        if process_slice is not None and self.source_node.bad_records.skips:
+            raise PipelineBuildError(
+                "skipped records would leave global batches inconsistent across processes",
+                where=self.source_node.source.name,
+                expected="bad_records='raise' in a pipeline split over processes",
+                found=repr(self.source_node.bad_records),
+            )
         if process_slice is not None:
             for node in (n for step in self.steps for n in step.node.walk()):
                 if getattr(node, "per_batch", False):

@@ -25,6 +25,17 @@ class Sampler(DataraxModule, abc.ABC):
     def __len__(self) -> int:
         """Number of positions in one epoch."""
 
+    @property
+    def lookahead(self) -> int:
+        """Positions from any position that hold the lowest record id still to come.
+
+        Streams are read in order: before reading from a position, a streaming
+        source starts at the lowest id among the next ``lookahead`` positions.
+        Orders that only permute records within windows keep this small; others
+        return their length.
+        """
+        return len(self)
+
     @abc.abstractmethod
     def indices(self, epoch: int, start: int, stop: int) -> np.ndarray:
         """Record ids (``int64``) at positions ``[start, stop)`` of ``epoch``."""

@@ -36,6 +36,10 @@ class SequentialSampler(Sampler):
     def __len__(self) -> int:
         return self.config.num_records
 
+    @property
+    def lookahead(self) -> int:
+        return 1
+
     def indices(self, epoch: int, start: int, stop: int) -> np.ndarray:
         self._check_range(epoch, start, stop)
         return np.arange(start, stop, dtype=np.int64)

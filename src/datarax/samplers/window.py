@@ -62,6 +62,11 @@ class WindowShuffleSampler(Sampler):
         super().__init__(config, name=name)
         self.base = base
 
+    @property
+    def lookahead(self) -> int:
+        """One window: the rest of the current window holds the lowest id still to come."""
+        return min(self.config.buffer_size * self.base.lookahead, len(self))
+
     def __len__(self) -> int:
         return len(self.base)
 

@@ -283,7 +283,7 @@ def write_array_record(
     *,
     compress: Collection[str] = (),
     level: int = 6,
-    options: str = "group_size:1",
+    options: str = "group_size:1,uncompressed",
 ) -> int:
     """Write records (dicts of arrays) to one ArrayRecord file; return how many were written.
 
@@ -298,7 +298,9 @@ def write_array_record(
         compress: Names of the fields to store zlib-compressed.
         level: zlib compression level (1 fastest, 9 smallest).
         options: ArrayRecord writer options; ``group_size:1`` puts each record in
-            its own chunk, so reading one record decompresses only that record.
+            its own chunk, so reading one record reads only that record, and
+            ``uncompressed`` leaves compression to the fields named in ``compress``
+            (a chunk compressed by ArrayRecord costs a decompression at every read).
 
     Raises:
         SourceError: when the folder does not exist, a record is not a dict of

@@ -21,19 +21,23 @@ Example:
 from __future__ import annotations
 
 import abc
+import itertools
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import jax
 import numpy as np
 
 from datarax.core.config import Config
-from datarax.core.errors import SchemaError, SourceError
+from datarax.core.errors import DataraxError, RecordError, SchemaError, SourceError
 from datarax.sources.base import DataSource
 from datarax.sources.memory import _as_array
 
 Decoder = Callable[[Any], Mapping[str, Any]]
+#: Records tried, in order, for a source's fields when its first records are bad.
+SPEC_ATTEMPTS = 16
 
 
 class RecordSource(DataSource, pytree=False):
@@ -96,7 +100,12 @@ class RecordSource(DataSource, pytree=False):
         return None
 
     def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
-        """The fields of record 0 (decoded once); every record must match them."""
+        """The fields of record 0 (decoded once); every record must match them.
+
+        When record 0 cannot be read or decoded, the first good one of the next
+        records gives the fields, and record 0 is left to the pipeline's bad-record
+        policy.
+        """
         if self._spec is None:
             if len(self) == 0:
                 raise SourceError(
@@ -105,9 +114,15 @@ class RecordSource(DataSource, pytree=False):
                     expected="at least one record",
                     found="0 records",
                 )
-            record = self.decode(self.read_records(np.zeros(1, np.int64))[0], 0)
+            record = first_good_record(
+                ((i, partial(self._decoded, i)) for i in range(min(len(self), SPEC_ATTEMPTS))),
+                self.name,
+            )
             self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
         return self._spec
+
+    def _decoded(self, index: int) -> dict[str, np.ndarray]:
+        return self.decode(self.read_records(np.asarray([index], np.int64))[0], index)
 
     def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Records at ``indices`` decoded, checked and stacked, on the calling thread."""
@@ -201,6 +216,41 @@ def store_record(
         out[field][row] = value
 
 
+def first_good_record(
+    candidates: Iterable[tuple[int, Callable[[], dict[str, np.ndarray]]]], source: str
+) -> dict[str, np.ndarray] | None:
+    """The record of the first ``(record id, read)`` whose ``read()`` succeeds.
+
+    Returns ``None`` when there are no candidates; when every one fails, raises the
+    first one's error, naming its record.
+    """
+    first: tuple[DataraxError, BaseException] | None = None
+    for index, read in candidates:
+        try:
+            return read()
+        except Exception as exc:  # the next record may be good
+            if first is None:
+                first = (record_error(exc, source, index), exc)
+    if first is not None:
+        error, cause = first
+        raise error from (None if error is cause else cause)
+    return None
+
+
+def record_error(exc: BaseException, source: str, record_id: int) -> DataraxError:
+    """``exc`` as an error that names the source and the record."""
+    if isinstance(exc, DataraxError):
+        if exc.where and f"record {record_id}" in exc.where:
+            return exc
+        where = f"{source}, record {record_id}" + (f" ({exc.where})" if exc.where else "")
+        return type(exc)(exc.what, where=where, expected=exc.expected, found=exc.found)
+    return RecordError(
+        "the record cannot be read",
+        where=f"{source}, record {record_id}",
+        found=f"{type(exc).__name__}: {exc}",
+    )
+
+
 def _callable_name(fn: Any) -> str | None:
     if fn is None:
         return None
@@ -254,7 +304,8 @@ class StreamingSource(RecordSource):
         with self._lock:
             behind = [i for i in wanted if i < self._next and i not in self._ahead]
             if self._stream is None or behind:
-                self._restart(min(behind or wanted, default=0))
+                # From the first record wanted: restarting clears the records read ahead.
+                self._restart(min(wanted, default=0))
             last = max(wanted, default=-1)
             while self._next <= last:
                 try:
@@ -271,6 +322,12 @@ class StreamingSource(RecordSource):
             for i in set(wanted):
                 del self._ahead[i]
             return out
+
+    def seek(self, start: int) -> None:
+        """Position the stream at record ``start`` (restarting it unless it is there)."""
+        with self._lock:
+            if self._stream is None or self._next != start or self._ahead:
+                self._restart(start)
 
     def __getstate__(self) -> dict[str, Any]:
         # The lock and the open stream stay behind: a copy starts its stream anew.
@@ -289,14 +346,16 @@ class StreamingSource(RecordSource):
 
     def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
         if self._spec is None:
-            first = next(iter(self.iterate(0)), None)
-            if first is None:
+            head = enumerate(itertools.islice(self.iterate(0), SPEC_ATTEMPTS))
+            record = first_good_record(
+                ((i, partial(self.decode, raw, i)) for i, raw in head), self.name
+            )
+            if record is None:
                 raise SourceError(
                     "the source is empty",
                     where=self.name,
                     expected="at least one record",
                     found="0 records",
                 )
-            record = self.decode(first, 0)
             self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
         return self._spec

@@ -1,0 +1,475 @@
+"""The benchmark scenarios: data, per-record transforms, batch sizes and passes.
+
+Data is generated with ``numpy.random.default_rng(0)`` so every system starts from the
+same host arrays. Each scenario gives its transform twice: per record in ``jax.numpy``
+(vmapped by the JAX reference and by datarax) and per batch in NumPy (used by the
+NumPy reference and by the host-side peers).
+
+Example:
+    >>> s = SCENARIOS["W1"]
+    >>> data = s.make_data(64)
+    >>> data["image"].shape, s.batch_size, s.epochs_per_pass
+    ((64, 28, 28, 1), 32, 10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: How a scenario's records are stored before the pipeline reads them.
+Storage = Literal["arrays", "ragged", "array_record"]
+
+#: Token ids of the text scenarios: 0 pads, 1 is the mask token, words are >= 2.
+PAD_ID, MASK_ID, VOCAB_SIZE = 0, 1, 32_000
+#: Sequence length of W4 and MLM.
+SEQUENCE_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One benchmark scenario.
+
+    Args:
+        name: Short id (``"W1"``).
+        title: One line saying what it measures.
+        make_data: ``records -> host arrays`` (a dict of equal-length arrays; for
+            ``"ragged"`` storage an object array of int32 arrays under ``"tokens"``).
+        records: Records at the full size of BENCHMARKS.md.
+        batch_size: Records per batch.
+        epochs_per_pass: Epochs in one timed pass.
+        shuffle: Global shuffle every epoch.
+        record_fn: ``stats -> ((record dict, key) -> record dict)``: the JAX transform.
+        numpy_fn: ``(batch dict, rng, stats) -> batch dict``: the vectorised NumPy one.
+        stochastic: Whether the transform draws random numbers.
+        storage: Where records live before reading (memory arrays, ragged lists, a file).
+        stats: ``data -> statistics`` the transform needs, computed once outside timing.
+    """
+
+    name: str
+    title: str
+    make_data: Callable[..., dict[str, np.ndarray]]
+    records: int
+    batch_size: int
+    epochs_per_pass: int
+    shuffle: bool
+    record_fn: Callable[[Any], Callable]
+    numpy_fn: Callable[[dict[str, np.ndarray], np.random.Generator, Any], dict[str, np.ndarray]]
+    stochastic: bool = True
+    storage: Storage = "arrays"
+    stats: Callable[[dict[str, np.ndarray]], Any] | None = field(default=None, repr=False)
+
+
+def stats_for(scenario: Scenario, data: dict[str, np.ndarray]) -> Any:
+    """Dataset statistics a transform needs (computed once, outside the timed passes)."""
+    return scenario.stats(data) if scenario.stats is not None else None
+
+
+def depth_step(i: int, score: Any) -> Any:
+    """Operator ``i`` of the depth chains: a little arithmetic on a per-record score.
+
+    Cheap, but not removable: the output depends on every operator of the chain.
+    Works on NumPy, JAX, PyTorch and TensorFlow values alike.
+    """
+    return score * np.float32(0.999) + np.float32(i % 7)
+
+
+def pad_records(tokens: Any, width: int = SEQUENCE_LENGTH) -> dict[str, np.ndarray]:
+    """Truncate or zero-pad each token list to ``width`` in a Python loop; keep the lengths.
+
+    Example:
+        >>> out = pad_records([np.array([5, 6], np.int32)], width=3)
+        >>> out["tokens"].tolist(), out["tokens_length"].tolist()
+        ([[5, 6, 0]], [2])
+    """
+    out = np.zeros((len(tokens), width), np.int32)
+    lengths = np.empty(len(tokens), np.int32)
+    for i, record in enumerate(tokens):
+        n = min(len(record), width)
+        out[i, :n] = record[:n]
+        lengths[i] = n
+    return {"tokens": out, "tokens_length": lengths}
+
+
+@dataclass(frozen=True)
+class FlatTokens:
+    """Token lists as one flat array and record offsets, for vectorised gathers.
+
+    Example:
+        >>> flat = FlatTokens.of([np.array([5, 6], np.int32), np.array([7], np.int32)])
+        >>> flat.pad(np.array([1, 0]), width=3)["tokens"].tolist()
+        [[7, 0, 0], [5, 6, 0]]
+    """
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, token_lists: Any) -> FlatTokens:
+        """Concatenate ``token_lists`` once (setup work, not per batch)."""
+        lengths = np.fromiter((len(t) for t in token_lists), np.int64, len(token_lists))
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.concatenate(list(token_lists)).astype(np.int32), offsets)
+
+    def pad(self, idx: np.ndarray, width: int = SEQUENCE_LENGTH) -> dict[str, np.ndarray]:
+        """The records ``idx`` truncated or zero-padded to ``width``, and their lengths."""
+        start = self.offsets[idx]
+        lengths = np.minimum(self.offsets[idx + 1] - start, width).astype(np.int32)
+        positions = np.arange(width)
+        valid = positions < lengths[:, None]
+        gathered = self.tokens[np.where(valid, start[:, None] + positions, 0)]
+        return {"tokens": np.where(valid, gathered, PAD_ID), "tokens_length": lengths}
+
+
+# -- W1, W1s: small images --------------------------------------------------------------
+
+
+def _w1_data(records: int = 1000) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (records, 28, 28, 1)).astype(np.float32)
+    label = rng.integers(0, 10, (records,)).astype(np.int32)
+    return {"image": image, "label": label}
+
+
+def _w1_record(_stats: Any) -> Callable:
+    def fn(record, key):
+        image = record["image"] / 255.0
+        flip = jax.random.bernoulli(key, 0.5)
+        return {**record, "image": jnp.where(flip, jnp.flip(image, axis=1), image)}
+
+    return fn
+
+
+def _w1_numpy(batch, rng, _stats):
+    image = batch["image"]  # a fresh copy (fancy-indexed), so in place is safe
+    image *= np.float32(1.0 / 255.0)
+    flip = rng.random(len(image)) < 0.5
+    image[flip] = image[flip, :, ::-1]  # only the flipped records are rewritten
+    return {**batch, "image": image}
+
+
+# -- W2 and AR: CIFAR-sized images ------------------------------------------------------
+
+
+def _w2_data(records: int = 50_000) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (records, 32, 32, 3), dtype=np.uint8)
+    label = rng.integers(0, 10, (records,)).astype(np.int32)
+    return {"image": image, "label": label}
+
+
+def _channel_stats(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    image = data["image"]
+    # Histogram per channel: exact mean and std of uint8 data without a float copy.
+    counts = np.stack(
+        [np.bincount(image[..., c].ravel(), minlength=256) for c in range(image.shape[-1])]
+    )
+    values = np.arange(256, dtype=np.float64)
+    n = counts.sum(1)
+    mean = counts @ values / n
+    std = np.sqrt(counts @ values**2 / n - mean**2)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _w2_record(stats: Any) -> Callable:
+    mean, std = (jnp.asarray(s) for s in stats)
+
+    def fn(record, key):
+        k_crop, k_flip = jax.random.split(key)
+        image = (record["image"].astype(jnp.float32) - mean) / std
+        padded = jnp.pad(image, ((4, 4), (4, 4), (0, 0)))
+        offset = jax.random.randint(k_crop, (2,), 0, 9)
+        image = jax.lax.dynamic_slice(padded, (offset[0], offset[1], 0), (32, 32, 3))
+        flip = jax.random.bernoulli(k_flip, 0.5)
+        return {**record, "image": jnp.where(flip, jnp.flip(image, axis=1), image)}
+
+    return fn
+
+
+def _w2_numpy(batch, rng, stats):
+    mean, std = stats
+    image = (batch["image"].astype(np.float32) - mean) / std
+    padded = np.pad(image, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    n = len(image)
+    oy, ox = rng.integers(0, 9, n), rng.integers(0, 9, n)
+    r = np.arange(32)
+    rows = (oy[:, None] + r)[:, :, None]
+    cols = (ox[:, None] + r)[:, None, :]
+    image = padded[np.arange(n)[:, None, None], rows, cols]
+    flip = rng.random(n) < 0.5
+    image[flip] = image[flip, :, ::-1]
+    return {**batch, "image": image}
+
+
+# -- W3: tabular ----------------------------------------------------------------------
+
+
+def _w3_data(records: int = 1_000_000) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((records, 64), dtype=np.float32) * 3.0 + 1.0
+    label = rng.integers(0, 2, (records,)).astype(np.int32)
+    return {"x": x, "label": label}
+
+
+def _column_stats(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    x = data["x"]
+    return x.mean(0).astype(np.float32), x.std(0).astype(np.float32)
+
+
+def _w3_record(stats: Any) -> Callable:
+    mean, std = (jnp.asarray(s) for s in stats)
+
+    def fn(record, key=None):
+        return {**record, "x": (record["x"] - mean) / std}
+
+    return fn
+
+
+def _w3_numpy(batch, _rng, stats):
+    mean, std = stats
+    return {**batch, "x": (batch["x"] - mean) / std}
+
+
+# -- W4 and MLM: token sequences --------------------------------------------------------
+
+
+def _token_lists(records: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(16, 513, records)
+    flat = rng.integers(2, VOCAB_SIZE, int(lengths.sum()), dtype=np.int32)
+    lists = np.empty(records, dtype=object)
+    lists[:] = np.split(flat, np.cumsum(lengths)[:-1])
+    return lists
+
+
+def _w4_data(records: int = 20_000) -> dict[str, np.ndarray]:
+    return {"tokens": _token_lists(records)}
+
+
+def _w4_record(_stats: Any) -> Callable:
+    def fn(record, key=None):
+        return record  # the padding is the source's work in every system
+
+    return fn
+
+
+def _w4_numpy(batch, _rng, _stats):
+    return pad_records(batch["tokens"])
+
+
+def _mlm_data(records: int = 20_000) -> dict[str, np.ndarray]:
+    padded = pad_records(_token_lists(records))
+    return {"tokens": padded["tokens"], "length": padded["tokens_length"]}
+
+
+def _mlm_record(_stats: Any) -> Callable:
+    """BERT-style dynamic masking of one padded sequence."""
+
+    def fn(record, key):
+        k_select, k_kind, k_word = jax.random.split(key, 3)
+        tokens = record["tokens"]
+        valid = jnp.arange(tokens.shape[0]) < record["length"]
+        selected = valid & jax.random.bernoulli(k_select, 0.15, tokens.shape)
+        kind = jax.random.uniform(k_kind, tokens.shape)
+        words = jax.random.randint(k_word, tokens.shape, 2, VOCAB_SIZE, dtype=jnp.int32)
+        replaced = jnp.where(kind < 0.8, MASK_ID, jnp.where(kind < 0.9, words, tokens))
+        return {
+            **record,
+            "tokens": jnp.where(selected, replaced, tokens),
+            "labels": jnp.where(selected, tokens, -100),
+        }
+
+    return fn
+
+
+def _mlm_numpy(batch, rng, _stats):
+    tokens = batch["tokens"]
+    valid = np.arange(tokens.shape[1]) < batch["length"][:, None]
+    selected = valid & (rng.random(tokens.shape) < 0.15)
+    kind = rng.random(tokens.shape)
+    words = rng.integers(2, VOCAB_SIZE, tokens.shape, dtype=np.int32)
+    replaced = np.where(kind < 0.8, MASK_ID, np.where(kind < 0.9, words, tokens))
+    return {
+        **batch,
+        "tokens": np.where(selected, replaced, tokens).astype(np.int32),
+        "labels": np.where(selected, tokens, -100).astype(np.int32),
+    }
+
+
+# -- Operator depth and the Advanced DAG (W1's data and batches) --------------------------
+
+
+def _depth_data(records: int = 1000) -> dict[str, np.ndarray]:
+    data = _w1_data(records)
+    data["score"] = np.zeros(len(data["label"]), np.float32)
+    return data
+
+
+def _depth(n: int) -> tuple[Callable, Callable]:
+    def record(_stats):
+        def fn(record, key=None):
+            score = record["score"]
+            for i in range(n):
+                score = depth_step(i, score)
+            return {**record, "score": score}
+
+        return fn
+
+    def numpy_fn(batch, _rng, _stats):
+        score = batch["score"]
+        for i in range(n):
+            score = depth_step(i, score)
+        return {**batch, "score": score}
+
+    return record, numpy_fn
+
+
+def _dag_record(_stats: Any) -> Callable:
+    """The README's Advanced DAG per record: mean of normalised and inverted, then a branch."""
+
+    def fn(record, key):
+        x = record["image"]
+        mean = (x / 255.0 + (1.0 - x)) / 2.0
+        flip = jax.random.bernoulli(jax.random.split(key)[0], 0.5)
+        augmented = jnp.where(flip, jnp.flip(mean, axis=1), mean)
+        return {**record, "image": jnp.where(jnp.var(mean) > 0.1, augmented, mean / 255.0)}
+
+    return fn
+
+
+def _dag_numpy(batch, rng, _stats):
+    x = batch["image"]
+    mean = (x * np.float32(1 / 255) + (1 - x)) * np.float32(0.5)
+    high = mean.reshape(len(mean), -1).var(axis=1) > 0.1
+    flip = (rng.random(len(x)) < 0.5) & high
+    mean[~high] *= np.float32(1 / 255)
+    mean[flip] = mean[flip, :, ::-1]
+    return {**batch, "image": mean}
+
+
+#: Operators per chain of the depth scenarios.
+DEPTHS = {"D1": 1, "D10": 10, "D100": 100}
+
+_IMAGE_FLIP = "/255, random horizontal flip"
+_W2_WORK = "to float, normalise, pad 4 + random 32x32 crop, random flip"
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario(
+            "W1",
+            f"28x28x1 float images; {_IMAGE_FLIP}",
+            _w1_data,
+            1000,
+            32,
+            10,
+            False,
+            _w1_record,
+            _w1_numpy,
+        ),
+        Scenario(
+            "W1s",
+            "W1 with a global shuffle every epoch",
+            _w1_data,
+            1000,
+            32,
+            10,
+            True,
+            _w1_record,
+            _w1_numpy,
+        ),
+        Scenario(
+            "W2",
+            f"32x32x3 uint8 images; {_W2_WORK}",
+            _w2_data,
+            50_000,
+            256,
+            1,
+            True,
+            _w2_record,
+            _w2_numpy,
+            stats=_channel_stats,
+        ),
+        Scenario(
+            "W3",
+            "64 float columns; standardise per column",
+            _w3_data,
+            1_000_000,
+            1024,
+            1,
+            True,
+            _w3_record,
+            _w3_numpy,
+            stochastic=False,
+            stats=_column_stats,
+        ),
+        Scenario(
+            "W4",
+            "int32 token lists of 16-512; truncate/pad to 128, keep the length",
+            _w4_data,
+            20_000,
+            64,
+            1,
+            False,
+            _w4_record,
+            _w4_numpy,
+            stochastic=False,
+            storage="ragged",
+        ),
+        Scenario(
+            "AR",
+            f"W2 records in an ArrayRecord file: read, decode, then {_W2_WORK}",
+            _w2_data,
+            50_000,
+            256,
+            1,
+            True,
+            _w2_record,
+            _w2_numpy,
+            stats=_channel_stats,
+            storage="array_record",
+        ),
+        Scenario(
+            "MLM",
+            "W4 sequences padded to 128; BERT-style dynamic masking (15%, 80/10/10)",
+            _mlm_data,
+            20_000,
+            64,
+            1,
+            True,
+            _mlm_record,
+            _mlm_numpy,
+        ),
+        *(
+            Scenario(
+                name,
+                f"W1's data; a chain of {n} small element operators",
+                _depth_data,
+                1000,
+                32,
+                10,
+                False,
+                *_depth(n),
+                stochastic=False,
+            )
+            for name, n in DEPTHS.items()
+        ),
+        Scenario(
+            "DAG",
+            "W1's data; the README's Advanced DAG (parallel, merge, branch)",
+            _w1_data,
+            1000,
+            32,
+            10,
+            False,
+            _dag_record,
+            _dag_numpy,
+        ),
+    ]
+}
