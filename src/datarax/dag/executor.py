@@ -1,9 +1,9 @@
 """`PipelineIterator`: runs a pipeline, one compiled call per chunk of batches.
 
 The host plane (sampler, host reads, dispatch of the compiled call) runs
-``prefetch`` chunks ahead: on a background thread when records are read on the host,
-and from the caller's thread when the source lives on the device (dispatches are
-asynchronous, so XLA computes the next chunks while the caller consumes this one).
+``prefetch`` chunks ahead: on a background thread when records are read one by one on
+the host, and from the caller's thread otherwise (dispatches are asynchronous, so XLA
+computes the next chunks while the caller consumes this one).
 The iterator's state is the position of the next batch it will hand out, so
 prefetched work is simply recomputed after a restore: the stream is a pure function
 of (pipeline, epoch, position).
@@ -196,9 +196,10 @@ class PipelineIterator(Iterator[Batch]):
             if self._program is None:
                 self._program = _ProgramSchedule(self._pipeline, self._pipeline.prepare_caches())
             chunks = _chunks(self, self._epoch, self._position, self._origin, self._skipped)
-            # Device-resident sources only dispatch asynchronous XLA calls, so the caller's
-            # thread can run ahead itself; host reads get a thread to overlap them.
-            threaded = not self._program.final.gather
+            # Device-resident sources only dispatch asynchronous XLA calls, and vectorised
+            # host gathers cost less than handing the interpreter between two threads: the
+            # caller's thread runs ahead itself. Records read one by one get a thread.
+            threaded = not self._program.final.gather and self._pipeline.host_plane.per_record
             self._producer = _Producer(chunks, self._pipeline.prefetch, threaded=threaded)
             weakref.finalize(self, self._producer.stop)
         epoch, bounds, start, ids, parts, batch_size, skipped = self._producer.get()
@@ -472,7 +473,9 @@ def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline, skipped) ->
         offset = b_start - start
         part = parts[offset // batch_size]
         record_ids = ids[offset : offset + size]
-        valid = ~bad[offset : offset + size] if bad[offset : offset + size].any() else None
+        valid = None
+        if skipped and bad[offset : offset + size].any():
+            valid = ~bad[offset : offset + size]
         if pipeline.split_over_processes:  # a global batch: every process's rows
             record_ids = pipeline.global_record_ids(epoch, b_start)
             size = record_ids.size
