@@ -132,7 +132,7 @@ def restore_latest(manager: ocp.CheckpointManager, model, optimizer, data) -> in
 
 def report_step(step: int, loss: float) -> None:
     """Print one progress line (flushed, so a supervisor sees it at once)."""
-    print(f"step {step} loss {loss:.6f}", flush=True)
+    print(f"step {step} loss {loss:.6f}\n", end="", flush=True)  # one write per line
 
 
 def accuracy(model: MLP, records: int, seed: int) -> float:

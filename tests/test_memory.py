@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_resident_memory_is_flat_over_hundreds_of_epochs_of_w1():
     # A fresh process, so that other tests' allocations do not blur the figures.
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--epochs", "400", "--at", "10", "200", "400"],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.memory",
+            *("--epochs", "800", "--at", "10", "200", "800"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -23,7 +28,7 @@ def test_resident_memory_is_flat_over_hundreds_of_epochs_of_w1():
     figures = json.loads(out.stdout.strip().splitlines()[-1])["rss_after_epoch"]
     rss = {int(epoch): value["rss_mib"] for epoch, value in figures.items()}
     # The allocator and XLA's buffers settle during the first epochs (up to ~15 MiB
-    # here); a leak keeps growing: 100 bytes kept per record would add 19 MiB from
-    # epoch 200 to 400 alone.
+    # here) and then wander by about 10 MiB either way; a leak keeps growing: 100
+    # bytes kept per record would add 57 MiB from epoch 200 to 800.
     assert rss[200] - rss[10] < 32, figures
-    assert rss[400] - rss[200] < 10, figures
+    assert rss[800] - rss[200] < 20, figures

@@ -58,7 +58,10 @@ def main() -> int:
         def slow_write(directory, snap) -> None:
             step = Path(str(directory)).parent.name.split(".")[0]
             if step == str(args.block_in_write):
-                print(f"writing checkpoint {step} in {directory}", flush=True)
+                # One write call: a line printed from this thread never splits the
+                # training loop's lines (print writes the text and the newline apart).
+                sys.stdout.write(f"writing checkpoint {step} in {directory}\n")
+                sys.stdout.flush()
                 time.sleep(3600)
             write(directory, snap)
 

@@ -118,6 +118,7 @@ class RecordSource(DataSource, pytree=False):
                 ((i, partial(self._decoded, i)) for i in range(min(len(self), SPEC_ATTEMPTS))),
                 self.name,
             )
+            assert record is not None  # the source has records
             self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
         return self._spec
 
