@@ -47,13 +47,17 @@ class Profile:
 
 #: Every system, in table order: references first, then datarax, then the peers.
 _COMMON = ("numpy", "numpy-loop", "jax", "datarax", "grain", "torch", "tfdata", "hf")
+#: Also datarax's AR pipeline with no workers, the reference of its workers' speed-up.
+_MEASURED = (*_COMMON[:4], "datarax-0w", *_COMMON[4:])
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile("full", systems=(*_COMMON[:6], "torch-2w", *_COMMON[6:]), timeout_s=1800),
+    "full": Profile(
+        "full", systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:]), timeout_s=1800
+    ),
     "ci_cpu": Profile(
         "ci_cpu",
         records={"W2": 10_000, "W3": 50_000, "AR": 10_000},
-        systems=_COMMON,
+        systems=_MEASURED,
         timeout_s=300,
     ),
     "smoke": Profile(
