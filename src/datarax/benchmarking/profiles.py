@@ -51,9 +51,7 @@ _COMMON = ("numpy", "numpy-loop", "jax", "datarax", "grain", "torch", "tfdata", 
 _MEASURED = (*_COMMON[:4], "datarax-0w", *_COMMON[4:])
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile(
-        "full", systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:]), timeout_s=1800
-    ),
+    "full": Profile("full", systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:]), timeout_s=1800),
     "ci_cpu": Profile(
         "ci_cpu",
         records={"W2": 10_000, "W3": 50_000, "AR": 10_000},
