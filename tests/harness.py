@@ -10,8 +10,13 @@ checks that ``reset()`` goes back to the iterator's start. Streams are compared 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -186,3 +191,40 @@ def assert_reset_replays(make_pipeline: Callable[[], Pipeline], steps: int = 3) 
     assert_same_rest([snapshot(b) for b in it], full, "after reset()")
     it.reset()  # also from an exhausted iterator
     assert_same_rest([snapshot(b) for b in it], full, "after reset() of an exhausted iterator")
+
+
+# -- the stream in another process -----------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+
+
+def stream_digest(batches: Iterable) -> str:
+    """A SHA-256 of every batch's epoch, record ids and field bytes, in order."""
+    h = hashlib.sha256()
+    for batch in batches:
+        h.update(np.int64(batch.epoch).tobytes())
+        h.update(np.asarray(batch.record_ids, np.int64).tobytes())
+        for name in sorted(batch.data):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(np.asarray(batch[name])).tobytes())
+    return h.hexdigest()
+
+
+def run_child(script: Path, payload: Any, timeout: float = 300) -> Any:
+    """Run ``script`` in a fresh Python with ``payload`` as JSON on stdin.
+
+    The script's folder and this one are on its path (so it can import its
+    pipelines and this harness); returns its last line of output, read as JSON.
+    """
+    path = os.pathsep.join([str(script.parent), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

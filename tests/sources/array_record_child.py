@@ -6,14 +6,12 @@ the digest of the stream that follows each restored state.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 
-import numpy as np
-
 from datarax import from_source
 from datarax.sources import ArrayRecordSource, ArrayRecordSourceConfig
+from harness import stream_digest as digest
 
 BATCH_SIZE = 6
 SEED = 11
@@ -24,18 +22,6 @@ def pipeline(path: str):
     """The pipeline the test and this process both build over the file at ``path``."""
     source = ArrayRecordSource(ArrayRecordSourceConfig(paths=path))
     return from_source(source, BATCH_SIZE, shuffle=True, seed=SEED, num_epochs=EPOCHS)
-
-
-def digest(batches) -> str:
-    """A hash of every batch's epoch, record ids and field bytes, in order."""
-    h = hashlib.sha256()
-    for batch in batches:
-        h.update(np.int64(batch.epoch).tobytes())
-        h.update(np.asarray(batch.record_ids, np.int64).tobytes())
-        for name in sorted(batch.data):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(batch[name]).tobytes())
-    return h.hexdigest()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,6 +28,7 @@ from datarax.sources import (  # noqa: E402
     HFStreamingSource,
     HFStreamingSourceConfig,
 )
+from harness import stream_digest as digest  # noqa: E402
 
 N = 30
 BATCH_SIZE = 8
@@ -100,18 +100,6 @@ def pipeline(kind: str, root: Path, n_epochs: int = EPOCHS, batch_size: int = BA
         batches = from_source(src, batch_size, seed=SEED, num_epochs=n_epochs)
         return batches >> ShuffleNode(BUFFER, seed=SEED)
     return from_source(src, batch_size, shuffle=True, seed=SEED, num_epochs=n_epochs)
-
-
-def digest(batches) -> str:
-    """A hash of every batch's epoch, record ids and field bytes, in order."""
-    h = hashlib.sha256()
-    for batch in batches:
-        h.update(np.int64(batch.epoch).tobytes())
-        h.update(np.asarray(batch.record_ids, np.int64).tobytes())
-        for name in sorted(batch.data):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(batch[name]).tobytes())
-    return h.hexdigest()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from datarax import from_source
@@ -56,13 +54,3 @@ def build(name: str):
         source = MemorySource(MemorySourceConfig(pad_to={"tokens": 8}), data={"tokens": tokens})
         return from_source(source, 4, shuffle=True, seed=3, num_epochs=3)
     raise ValueError(name)
-
-
-def digest(batches) -> str:
-    h = hashlib.sha256()
-    for batch in batches:
-        h.update(np.int64(batch.epoch).tobytes())
-        h.update(np.asarray(batch.record_ids, np.int64).tobytes())
-        for key in sorted(batch.keys()):
-            h.update(np.ascontiguousarray(np.asarray(batch[key])).tobytes())
-    return h.hexdigest()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sys
 
-from resume_sources import build, digest
+from resume_sources import build
+
+from harness import stream_digest
 
 if __name__ == "__main__":
     out = []
     for name, state in json.loads(sys.stdin.read()):
         it = iter(build(name))
         it.set_state(state)
-        out.append(digest(it))
+        out.append(stream_digest(it))
     print(json.dumps(out))

@@ -7,7 +7,6 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +22,7 @@ from datarax.core.optional import MissingDependencyError, require
 from datarax.sources import ArrayRecordSource, ArrayRecordSourceConfig, write_array_record
 from datarax.sources.codec import decode_record, encode_record
 from datarax.sources.record import SequenceSource
+from harness import run_child
 
 HERE = Path(__file__).parent
 N = 22  # records of the shared dataset: batches of 6 leave a short last batch
@@ -186,10 +186,6 @@ def test_mid_epoch_state_resumes_in_a_new_process(dataset):
     path, _ = dataset
     full = list(pipeline(path))
     assert len(full) == EPOCHS * -(-N // BATCH_SIZE)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
     ks = (2, 6)  # mid-epoch in epochs 0 and 1
     states = []
     for k in ks:
@@ -197,17 +193,8 @@ def test_mid_epoch_state_resumes_in_a_new_process(dataset):
         for _ in range(k):
             next(it)
         states.append(it.get_state())
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "array_record_child.py")],
-        input=json.dumps({"path": path, "states": states}),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [digest(full[k:]) for k in ks]
+    request = {"path": path, "states": states}
+    assert run_child(HERE / "array_record_child.py", request) == [digest(full[k:]) for k in ks]
 
 
 def test_resumes_at_every_step(tmp_path):

@@ -9,7 +9,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import json  # noqa: E402
 import pickle  # noqa: E402
 import re  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -46,6 +45,7 @@ from datarax.sources import (  # noqa: E402
     HFStreamingSource,
     HFStreamingSourceConfig,
 )
+from harness import run_child  # noqa: E402
 
 HERE = Path(__file__).parent
 needs_x32 = pytest.mark.skipif(jax.config.jax_enable_x64, reason="narrowing only without x64")
@@ -270,21 +270,8 @@ def test_mid_epoch_state_resumes_in_a_new_process(root):
             states.append(it.get_state())
         requests.append({"kind": kind, "states": states})
         expected.append([digest(full[k:]) for k in ks])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "hf_child.py")],
-        input=json.dumps({"root": str(root), "requests": requests}),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+    request = {"root": str(root), "requests": requests}
+    assert run_child(HERE / "hf_child.py", request, timeout=180) == expected
 
 
 @pytest.mark.parametrize("kind", ["memory", "parquet-stream"])
@@ -413,9 +400,10 @@ def test_stream_size_comes_from_the_split_info_unless_given():
 
 
 def test_bad_configs_are_refused():
-    for bad in (["label"], (), ("a", "a"), ("a", 1)):
-        with raises(ConfigError, "HFSourceConfig.columns: columns must be distinct column names"):
+    for bad in ("label", (), ("a", "a"), ("a", 1)):
+        with raises(ConfigError, "HFSourceConfig.columns: must be distinct names"):
             HFSourceConfig(columns=bad)  # type: ignore[arg-type]
+    assert HFSourceConfig(columns=["label"]).columns == ("label",)  # type: ignore[arg-type]
     with raises(ConfigError, "HFSourceConfig.split"):
         HFSourceConfig(split="")
     with raises(ConfigError, "HFStreamingSourceConfig.num_records: must be a positive integer"):

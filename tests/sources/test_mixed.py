@@ -136,3 +136,21 @@ def test_errors_name_what_is_wrong():
         MixedSourceConfig(weights=(1, -1))
     with pytest.raises(SourceError, match="not a data source"):
         MixedSource(MixedSourceConfig(weights=(1, 1)), sources=[a, [1, 2]])
+
+
+def _negate(record):
+    return {**record, "x": -record["x"]}
+
+
+def test_host_operators_see_each_epochs_records_of_the_mix():
+    from datarax.control import HostOperator
+
+    def build(host: bool):
+        mix = mixed(weights=(1, 1), sizes=(6, 2), window=2, num_records=8, shuffle=False)
+        pipeline = from_source(mix, 4, num_epochs=2)
+        return pipeline >> HostOperator(_negate) if host else pipeline
+
+    plain = [np.asarray(b["x"]).tolist() for b in build(False)]
+    negated = [(-np.asarray(b["x"])).tolist() for b in build(True)]
+    assert negated == plain
+    assert plain[2] == [4, 1000, 5, 1001]  # epoch 1 continues the components

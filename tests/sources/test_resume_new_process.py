@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-from resume_sources import RECORDS, build, digest
+from resume_sources import RECORDS, build
+
+from harness import run_child, stream_digest
 
 HERE = Path(__file__).parent
 NAMES = ("mixed", "grain", "padded")
@@ -42,19 +40,5 @@ def test_states_resume_in_a_new_process():
             for _ in range(k):
                 next(it)
             cases.append([name, it.get_state()])
-            expected.append(digest(batches[k:]))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "resume_sources_child.py")],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+            expected.append(stream_digest(batches[k:]))
+    assert run_child(HERE / "resume_sources_child.py", cases) == expected

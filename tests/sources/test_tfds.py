@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from datarax.sources import (  # noqa: E402
     TFDSStreamingSource,
     TFDSStreamingSourceConfig,
 )
+from harness import run_child  # noqa: E402
 
 HERE = Path(__file__).parent
 N = tb.NUM_RECORDS
@@ -229,21 +227,8 @@ def resumed_in_a_new_process(data_dirs):
             except StopIteration:
                 break
         digests += [digest(batches[k:]) for k in ks]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "tfds_child.py")],
-        input=json.dumps({"data_dirs": data_dirs, "cases": cases}),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return digests, json.loads(proc.stdout.strip().splitlines()[-1])
+    request = {"data_dirs": data_dirs, "cases": cases}
+    return digests, run_child(HERE / "tfds_child.py", request)
 
 
 def test_resume_mid_epoch_in_a_new_process(resumed_in_a_new_process):

@@ -10,11 +10,8 @@ the sources find the prepared dataset by its name and data dir.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-
-import numpy as np
 
 from datarax import from_source
 from datarax.dag import ShuffleNode
@@ -24,6 +21,7 @@ from datarax.sources import (
     TFDSStreamingSource,
     TFDSStreamingSourceConfig,
 )
+from harness import stream_digest as digest
 
 # What importing datarax and its TFDS sources brought in (reported when run as a script).
 TF_MODULES_AT_IMPORT = sorted(
@@ -48,18 +46,6 @@ def build(
     config = TFDSStreamingSourceConfig(NAME, split=split, data_dir=data_dirs["tfrecord"])
     stream = from_source(TFDSStreamingSource(config), batch_size, num_epochs=num_epochs)
     return stream >> ShuffleNode(16, seed=5)
-
-
-def digest(batches) -> str:
-    """A hash of (epoch, record ids, every field) of each batch, in order."""
-    h = hashlib.sha256()
-    for b in batches:
-        h.update(np.int64(b.epoch).tobytes())
-        h.update(np.asarray(b.record_ids, np.int64).tobytes())
-        for field in sorted(b.data):
-            h.update(field.encode())
-            h.update(np.ascontiguousarray(np.asarray(b[field])).tobytes())
-    return h.hexdigest()
 
 
 def rest_digest(kind: str, data_dirs: dict[str, str], state: dict) -> str:

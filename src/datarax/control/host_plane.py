@@ -80,12 +80,12 @@ class RecordJob:
             record = _fields(out, source.name, record_id, op.name)
         return record
 
-    def raw_records(self, ids: np.ndarray) -> Sequence[Any]:
+    def raw_records(self, ids: np.ndarray, epoch: int = 0) -> Sequence[Any]:
         """The raw records of ``ids`` (dicts of one row each for array-backed sources)."""
         source = self.source
         if isinstance(source, RecordSource):
             return source.read_records(ids)
-        arrays = source.read(ids)
+        arrays = source.read_epoch(ids, epoch)
         return [{k: v[i] for k, v in arrays.items()} for i in range(ids.size)]
 
     def run(
@@ -119,7 +119,7 @@ class RecordJob:
         bad: list[tuple[int, DataraxError]] = []
         if raws is None:
             try:
-                raws = self.raw_records(ids[start:stop])
+                raws = self.raw_records(ids[start:stop], epoch)
             except Exception:  # find the records that fail, one by one
                 raws = None
         decoded = self._decode_batch(raws, ids[start:stop])
@@ -137,7 +137,9 @@ class RecordJob:
                         {k: v[row - start] for k, v in decoded.items()}, record_id, epoch
                     )
                 else:
-                    raw = raws[row - start] if raws is not None else self._read_one(record_id)
+                    raw = (
+                        raws[row - start] if raws is not None else self._read_one(record_id, epoch)
+                    )
                     record = self.record(raw, record_id, epoch)
                 store_record(out, row, record, self.spec, self.source.name, record_id)
             except Exception as exc:
@@ -164,8 +166,8 @@ class RecordJob:
                 return None
         return decoded
 
-    def _read_one(self, record_id: int) -> Any:
-        return self.raw_records(np.asarray([record_id], np.int64))[0]
+    def _read_one(self, record_id: int, epoch: int = 0) -> Any:
+        return self.raw_records(np.asarray([record_id], np.int64), epoch)[0]
 
 
 class HostPlane:
@@ -231,12 +233,6 @@ class HostPlane:
             self._workers = make_workers(self._job, size, mode, where=self.source.name)
         return self._workers
 
-    def close(self) -> None:
-        """Stop the worker pool (a later read starts a new one)."""
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
-
     def read(
         self, ids: np.ndarray, positions: np.ndarray, epoch: int, batch_size: int
     ) -> tuple[dict[str, np.ndarray], list[int], tuple[int, DataraxError] | None]:
@@ -255,10 +251,7 @@ class HostPlane:
             batch_size: Records per batch (a skipped record is replaced within its batch).
         """
         if not self.per_record:
-            read_epoch = getattr(self.source, "read_epoch", None)
-            if read_epoch is not None and getattr(self.source, "reads_by_epoch", False):
-                return read_epoch(ids[positions], epoch), [], None
-            return self.source.read(ids[positions]), [], None
+            return self.source.read_epoch(ids[positions], epoch), [], None
         workers = self.workers()
         spec = self.element_spec()
         n = ids.size

@@ -54,6 +54,38 @@ def require_int(config: Config, field: str) -> None:
         )
 
 
+def require_names(config: Config, field: str) -> None:
+    """Check that ``config.field`` is ``None`` or distinct non-empty names; store them as a tuple.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class PickConfig(Config):
+        ...     columns: tuple[str, ...] | None = None
+        ...     def validate(self) -> None:
+        ...         require_names(self, "columns")
+        >>> PickConfig(columns=["image", "label"]).columns
+        ('image', 'label')
+    """
+    names = getattr(config, field)
+    if names is None:
+        return
+    if (
+        isinstance(names, (str, bytes))
+        or not isinstance(names, (tuple, list))
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ConfigError(
+            "must be distinct names",
+            where=f"{type(config).__name__}.{field}",
+            expected="a non-empty tuple or list of distinct str, or None",
+            found=repr(names),
+        )
+    object.__setattr__(config, field, tuple(names))  # hashable, whatever was passed
+
+
 def require_positive(config: Config, field: str, *, allow_none: bool = False) -> None:
     """Check that ``config.field`` is a positive int (or ``None`` when allowed)."""
     value = getattr(config, field)

@@ -467,15 +467,17 @@ def compile_cache_programs(program, caches: list) -> None:
 
 def _batches(epoch, bounds, start, ids, parts, batch_size, pipeline, skipped) -> list[Any]:
     out: list[Any] = []
-    bad = np.zeros(ids.size, bool)
-    bad[skipped] = True
+    valid_rows = None
+    if skipped:  # the rows of records skipped as bad, masked in their batches
+        valid_rows = np.ones(ids.size, bool)
+        valid_rows[skipped] = False
     for b_start, size in bounds:
         offset = b_start - start
         part = parts[offset // batch_size]
         record_ids = ids[offset : offset + size]
-        valid = None
-        if skipped and bad[offset : offset + size].any():
-            valid = ~bad[offset : offset + size]
+        valid = None if valid_rows is None else valid_rows[offset : offset + size]
+        if valid is not None and valid.all():
+            valid = None
         if pipeline.split_over_processes:  # a global batch: every process's rows
             record_ids = pipeline.global_record_ids(epoch, b_start)
             size = record_ids.size

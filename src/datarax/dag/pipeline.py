@@ -346,11 +346,6 @@ class Pipeline(Sequential):
         """Reads chunks: vectorised gathers, or records on the worker pool."""
         return self._runtime.host_plane
 
-    @property
-    def host_operators(self) -> tuple[HostOperator, ...]:
-        """The per-record Python operators run on the host plane, in order."""
-        return tuple(n for n in self.nodes if isinstance(n, HostOperator))
-
     def _host_plane(self, host: list[Node]) -> HostPlane:
         node = self.source_node
         if not getattr(node.source, "random_access", True) and not isinstance(

@@ -32,6 +32,14 @@ class DataSource(DataraxModule, abc.ABC):
     def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Fields of the records at ``indices``, stacked on axis 0, as host arrays."""
 
+    def read_epoch(self, indices: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        """The records at ``indices`` in the pipeline's epoch ``epoch``.
+
+        The same records in every epoch (:meth:`read`), unless a source moves on
+        between epochs, as a :class:`~datarax.sources.MixedSource` does.
+        """
+        return self.read(indices)
+
     @property
     def device_arrays(self) -> dict[str, jax.Array] | None:
         """The fields as device arrays when the source lives on a device, else ``None``."""

@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from datarax.core.config import Config, require_positive
+from datarax.core.config import Config, require_names, require_positive
 from datarax.core.errors import ConfigError, SchemaError, SourceError
 from datarax.core.optional import require
 from datarax.sources.base import DataSource
@@ -60,7 +60,7 @@ class HFSourceConfig(Config):
     split: str | None = None
 
     def validate(self) -> None:
-        _check_columns(self)
+        require_names(self, "columns")
         if self.split is not None and (not isinstance(self.split, str) or not self.split):
             raise ConfigError(
                 "split must be a split name",
@@ -179,7 +179,7 @@ class HFStreamingSourceConfig(Config):
     num_records: int | None = None
 
     def validate(self) -> None:
-        _check_columns(self)
+        require_names(self, "columns")
         require_positive(self, "num_records", allow_none=True)
 
 
@@ -270,24 +270,6 @@ class HFStreamingSource(StreamingSource):
 
 
 # -- configs and datasets ------------------------------------------------------------
-
-
-def _check_columns(config: Config) -> None:
-    columns = config.columns  # type: ignore[attr-defined]
-    if columns is None:
-        return
-    if (
-        not isinstance(columns, tuple)
-        or not columns
-        or not all(isinstance(c, str) and c for c in columns)
-        or len(set(columns)) != len(columns)
-    ):
-        raise ConfigError(
-            "columns must be distinct column names",
-            where=f"{type(config).__name__}.columns",
-            expected="a non-empty tuple of distinct str, or None",
-            found=repr(columns),
-        )
 
 
 def _random_access(dataset: Any, split: str | None, where: str) -> Any:

@@ -102,8 +102,6 @@ class MixedSource(DataSource, pytree=False):
 
     config_type = MixedSourceConfig
     config: MixedSourceConfig
-    #: The host plane passes the epoch to :meth:`read_epoch`.
-    reads_by_epoch = True
 
     def __init__(
         self, config: MixedSourceConfig, *, sources: Sequence[DataSource], name: str | None = None

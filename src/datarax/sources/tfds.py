@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datarax.core.config import Config, require_positive
+from datarax.core.config import Config, require_names, require_positive
 from datarax.core.errors import ConfigError, SourceError
 from datarax.core.optional import require
 from datarax.sources.record import Decoder, RecordSource, StreamingSource
@@ -469,23 +469,7 @@ def _validate_common(config: TFDSSourceConfig | TFDSStreamingSourceConfig) -> No
             expected="a str",
             found=repr(config.data_dir),
         )
-    columns = config.columns
-    if columns is None:
-        return
-    if (
-        isinstance(columns, str)
-        or not isinstance(columns, Sequence)
-        or not columns
-        or not all(isinstance(c, str) and c for c in columns)
-        or len(set(columns)) != len(columns)
-    ):
-        raise ConfigError(
-            "must be distinct feature names or None",
-            where=f"{kind}.columns",
-            expected="e.g. ('image', 'label')",
-            found=repr(columns),
-        )
-    object.__setattr__(config, "columns", tuple(columns))  # hashable, whatever was passed
+    require_names(config, "columns")
 
 
 def _dir_text(data_dir: str | None) -> str:
