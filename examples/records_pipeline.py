@@ -17,8 +17,8 @@ import numpy as np
 from flax import nnx
 
 from datarax import from_source
-from datarax.control import BadRecordPolicy, HostOperator
-from datarax.dag.nodes import OperatorNode
+from datarax.control import BadRecordPolicy
+from datarax.dag.nodes import HostOperator, OperatorNode
 from datarax.operators.image import Normalize, NormalizeConfig, RandomFlip, RandomFlipConfig
 from datarax.sources import ArrayRecordSource, ArrayRecordSourceConfig, write_array_record
 

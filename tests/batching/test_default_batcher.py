@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datarax.batching import DefaultBatcher, DefaultBatcherConfig
-from datarax.core.errors import ConfigError, SchemaError
+from datarax.core.errors import ConfigError
 
 
 def batcher(batch_size: int, drop_remainder: bool = False, name: str | None = None):
@@ -92,85 +91,3 @@ def test_config_is_frozen():
     with pytest.raises(AttributeError):
         config.batch_size = 4  # type: ignore[misc]
     assert config.to_dict() == {"batch_size": 3, "drop_remainder": False}
-
-
-def test_collate_stacks_fields():
-    records = [{"image": np.full((2, 3), i, np.float32), "label": np.int32(i)} for i in range(4)]
-    out = batcher(4).collate(records)
-    assert set(out) == {"image", "label"}
-    assert out["image"].shape == (4, 2, 3) and out["image"].dtype == np.float32
-    assert out["label"].shape == (4,) and out["label"].dtype == np.int32
-    for i in range(4):
-        np.testing.assert_array_equal(out["image"][i], records[i]["image"])
-    np.testing.assert_array_equal(out["label"], np.arange(4))
-
-
-def test_collate_single_record():
-    out = batcher(4).collate([{"x": np.arange(3)}])
-    np.testing.assert_array_equal(out["x"], [[0, 1, 2]])
-
-
-def test_collate_shape_mismatch_raises_schema_error_naming_row_and_field():
-    records = [{"x": np.zeros(3, np.float32), "y": np.int32(0)} for _ in range(3)]
-    records[2] = {"x": np.zeros(4, np.float32), "y": np.int32(0)}
-    with pytest.raises(
-        SchemaError,
-        match=re.escape(
-            "collator, batch row 2, field 'x': record does not match the batch's first record; "
-            "expected float32(3,), found float32(4,)"
-        ),
-    ):
-        batcher(3, name="collator").collate(records)
-
-
-def test_collate_dtype_mismatch_raises_schema_error():
-    records = [{"x": np.zeros(3, np.float32)}, {"x": np.zeros(3, np.int32)}]
-    with pytest.raises(
-        SchemaError,
-        match=r"^DefaultBatcher, batch row 1, field 'x': .*"
-        r"expected float32\(3,\), found int32\(3,\)$",
-    ):
-        batcher(2).collate(records)
-
-
-def test_schema_error_is_type_error():
-    with pytest.raises(TypeError):
-        batcher(2).collate([{"x": np.zeros(2)}, {"x": np.zeros(3)}])
-
-
-def test_collate_missing_field_raises_schema_error():
-    with pytest.raises(
-        SchemaError,
-        match=r"batch row 1: record has different fields.*expected \['x', 'y'\], found \['x'\]",
-    ):
-        batcher(2).collate([{"x": 1, "y": 2}, {"x": 1}])
-
-
-def test_collate_extra_field_raises_schema_error():
-    with pytest.raises(SchemaError, match=r"batch row 1"):
-        batcher(2).collate([{"x": 1}, {"x": 1, "y": 2}])
-
-
-def test_pad_repeats_row_zero():
-    columns = {"x": np.arange(6).reshape(3, 2), "y": np.array([7, 8, 9], np.int32)}
-    out = DefaultBatcher.pad(columns, 5)
-    np.testing.assert_array_equal(out["x"], [[0, 1], [2, 3], [4, 5], [0, 1], [0, 1]])
-    np.testing.assert_array_equal(out["y"], [7, 8, 9, 7, 7])
-    assert out["y"].dtype == np.int32
-    # The input is not modified.
-    assert columns["x"].shape == (3, 2)
-
-
-def test_pad_to_same_size_returns_input_unchanged():
-    columns = {"x": np.arange(4)}
-    assert DefaultBatcher.pad(columns, 4) is columns
-
-
-@settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 20), extra=st.integers(0, 20))
-def test_pad_property(n, extra):
-    x = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
-    out = DefaultBatcher.pad({"x": x}, n + extra)["x"]
-    assert out.shape == (n + extra, 3)
-    np.testing.assert_array_equal(out[:n], x)
-    np.testing.assert_array_equal(out[n:], np.broadcast_to(x[0], (extra, 3)))

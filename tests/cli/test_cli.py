@@ -13,8 +13,8 @@ import pytest
 
 import datarax
 from datarax.cli.main import main, run_demo
-from datarax.cli.progress import ProgressBar
 from datarax.core.errors import ConfigError
+from datarax.core.progress import ProgressBar
 from datarax.sources import synthetic_images
 
 

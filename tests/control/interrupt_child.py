@@ -14,7 +14,7 @@ from host_records import make_records, slow_after_32
 
 import datarax.memory.shared as shared
 from datarax import from_source
-from datarax.control import HostOperator
+from datarax.dag.nodes import HostOperator
 
 _OUTPUT = threading.Lock()
 

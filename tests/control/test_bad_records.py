@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datarax import from_source
-from datarax.control import BadRecordPolicy, HostOperator
+from datarax.control import BadRecordPolicy
 from datarax.core.errors import ConfigError, DataraxError, RecordError, SchemaError, StateError
+from datarax.dag.nodes import HostOperator
 from datarax.sources.record import SequenceSource
 from harness import assert_resumes_at_every_step, assert_same_rest, snapshot
 

@@ -14,9 +14,8 @@ import pytest
 from host_records import drop_y, expected_scale, jitter, make_records, scale
 
 from datarax import from_source
-from datarax.control import HostOperator
 from datarax.core.errors import PipelineBuildError, SchemaError, SourceError, StateError
-from datarax.dag.nodes import OperatorNode
+from datarax.dag.nodes import HostOperator, OperatorNode
 from datarax.operators.map import MapOperator, MapOperatorConfig
 from datarax.sources import ArrayRecordSource, ArrayRecordSourceConfig, write_array_record
 from datarax.sources.record import SequenceSource

@@ -24,8 +24,9 @@ import pytest
 from host_records import kill_on_13, make_records, scale, tagged
 
 from datarax import from_source
-from datarax.control import HostOperator, ThreadWorkers, make_workers
+from datarax.control import ThreadWorkers, make_workers
 from datarax.core.errors import ConfigError, WorkerError
+from datarax.dag.nodes import HostOperator
 from datarax.sources.record import SequenceSource
 
 HERE = Path(__file__).parent

@@ -324,21 +324,21 @@ def test_restoring_into_a_pipeline_whose_cache_is_filled(name):
 
 def test_the_bounded_cache_pipeline_is_served_by_its_cache_and_evicts(monkeypatch):
     """``cache_bounded_40_one_batch_per_call`` exercises hits, misses and evictions."""
-    from datarax.dag import executor
+    from datarax.dag import chunks
 
     starts = []
-    chunk_inputs = executor._chunk_inputs
+    chunk_inputs = chunks.chunk_inputs
 
     def spy(*args):
         out = chunk_inputs(*args)
         starts.append(out[0])
         return out
 
-    monkeypatch.setattr(executor, "_chunk_inputs", spy)
+    monkeypatch.setattr(chunks, "chunk_inputs", spy)
     pipeline = PIPELINES["cache_bounded_40_one_batch_per_call"]()
     list(pipeline)
     assert 0 < sum(starts) < len(starts), f"chunk starts (1 = from the cache): {starts}"
-    assert pipeline.cache_nodes[0].store.size == 40
+    assert pipeline.runtime.stores[0].size == 40
 
 
 def test_states_restore_across_prefetch_depths():

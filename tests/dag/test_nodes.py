@@ -614,16 +614,16 @@ def test_prefetch_keeps_that_many_chunks_dispatched_ahead(placement, depth, monk
     """After the first batch, ``depth`` more chunks are already dispatched to the device."""
     import time
 
-    from datarax.dag.compiler import ChunkProgram
+    from datarax.dag.program import Program
 
     calls = []
-    real_call = ChunkProgram.__call__
+    real_run = Program.run
 
-    def counting_call(self, *args):
+    def counting_run(self, *args):
         calls.append(args[4])  # the epoch
-        return real_call(self, *args)
+        return real_run(self, *args)
 
-    monkeypatch.setattr(ChunkProgram, "__call__", counting_call)
+    monkeypatch.setattr(Program, "run", counting_run)
     src = MemorySource(MemorySourceConfig(placement=placement), data=image_data(40))
     pipeline = (
         from_source(src, 4, num_epochs=None, batches_per_call=1)
@@ -654,12 +654,12 @@ def cached_pipeline(n, cache, placement="auto", *, upstream=None, num_epochs=3, 
 
 @pytest.mark.parametrize("placement", ["host", "device"])
 def test_a_cache_does_not_change_the_stream(placement):
-    cache = CacheNode()
     reference = list(cached_pipeline(N, None, placement))
-    cached = list(cached_pipeline(N, cache, placement))
+    pipeline = cached_pipeline(N, CacheNode(), placement)
+    cached = list(pipeline)
     assert_same_stream(cached, reference)
     assert [b.epoch for b in cached] == [0] * 3 + [1] * 3 + [2] * 3
-    assert cache.store.size == N
+    assert pipeline.runtime.stores[0].size == N
 
 
 def test_the_upstream_runs_only_in_the_first_epoch():
@@ -669,14 +669,13 @@ def test_the_upstream_runs_only_in_the_first_epoch():
         jax.debug.callback(lambda rid: calls.append(int(rid)), element.metadata["record_id"])
         return element.update_data({"image": element.data["image"] / 255.0})
 
-    cache = CacheNode()
-    pipeline = cached_pipeline(N, cache, upstream=node(counted), prefetch=0)
+    pipeline = cached_pipeline(N, CacheNode(), upstream=node(counted), prefetch=0)
     after_first_epoch = None
     for batch in pipeline:
         if batch.epoch == 1 and after_first_epoch is None:
             jax.effects_barrier()
             after_first_epoch = len(calls)
-            assert cache.store.size == N
+            assert pipeline.runtime.stores[0].size == N
             assert set(calls) == set(range(N))
     jax.effects_barrier()
     assert after_first_epoch is not None and after_first_epoch >= N
@@ -685,21 +684,22 @@ def test_the_upstream_runs_only_in_the_first_epoch():
 
 @pytest.mark.parametrize("placement", ["host", "device"])
 def test_a_bounded_cache_keeps_the_stream_and_its_bound(placement):
-    cache = CacheNode(max_records=30)
     reference = list(cached_pipeline(100, None, placement))
-    cached = list(cached_pipeline(100, cache, placement))
+    pipeline = cached_pipeline(100, CacheNode(max_records=30), placement)
+    cached = list(pipeline)
     assert_same_stream(cached, reference)
-    assert 0 < cache.store.size <= 30
+    assert 0 < pipeline.runtime.stores[0].size <= 30
 
 
 @pytest.mark.parametrize("placement", ["host", "device"])
 def test_a_changed_upstream_parameter_is_never_served_stale(placement):
     scale = Scale(2.0)
-    cache = CacheNode()
-    pipeline = from_source(source(N, placement), 8, num_epochs=2) >> OperatorNode(scale) >> cache
+    pipeline = (
+        from_source(source(N, placement), 8, num_epochs=2) >> OperatorNode(scale) >> CacheNode()
+    )
     _, _, fields = collect(pipeline)
     np.testing.assert_array_equal(fields["image"], np.concatenate([X2, X2]))
-    assert cache.store.size == N
+    assert pipeline.runtime.stores[0].size == N
 
     scale.scale[...] = jnp.float32(3.0)
     _, _, fields = collect(pipeline)
@@ -717,9 +717,9 @@ def test_a_cache_before_a_rebatch_keeps_the_stream():
             pipeline = pipeline >> cache
         return pipeline >> RebatchNode(5) >> OperatorNode(random_flip())
 
-    cache = CacheNode()
-    assert_same_stream(list(build(cache)), list(build(None)))
-    assert cache.store.size == 37
+    pipeline = build(CacheNode())
+    assert_same_stream(list(pipeline), list(build(None)))
+    assert pipeline.runtime.stores[0].size == 37
 
 
 def test_a_shared_cache_node_is_not_stale_for_another_upstream():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from datarax import from_source
-from datarax.control import HostOperator
+from datarax.dag.nodes import HostOperator
 from datarax.sources import MemorySource, MemorySourceConfig, MixedSource, MixedSourceConfig
 
 RECORDS = 45

@@ -273,14 +273,15 @@ def test_ragged_nested_lists_in_a_record():
 def test_records_with_different_keys():
     with _src_error(
         "MemorySource, record 2",
-        ": record has different fields; expected ['a', 'b'], found ['a', 'c']",
+        ": record has other fields than record 0; expected ['a', 'b'], found ['a', 'c']",
     ):
         source([{"a": 1, "b": 2}, {"a": 1, "b": 2}, {"a": 1, "c": 2}])
 
 
 def test_record_with_missing_key():
     with _src_error(
-        "MemorySource, record 1", ": record has different fields; expected ['a', 'b'], found ['a']"
+        "MemorySource, record 1",
+        ": record has other fields than record 0; expected ['a', 'b'], found ['a']",
     ):
         source([{"a": 1, "b": 2}, {"a": 1}])
 
@@ -292,7 +293,8 @@ def test_record_that_is_not_a_dict():
     ):
         source([1, 2])
     with _src_error(
-        "MemorySource, record 1", ": record has different fields; expected ['a'], found int"
+        "MemorySource, record 1",
+        ": record is not a dict; expected a dict of field arrays, found int",
     ):
         source([{"a": 1}, 2])
 

@@ -1,7 +1,10 @@
 """MixedSource: exact proportions per window, components cycling through their own
-epochs, determinism, resume, and errors."""
+epochs, determinism, resume, errors, and record sources among the components read on
+the pipeline's workers under its bad-record policy."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -9,10 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datarax import from_source
-from datarax.core.errors import ConfigError, SourceError
+from datarax.core.errors import ConfigError, SchemaError, SourceError
 from datarax.core.rng import mix64
 from datarax.samplers.feistel import FeistelPermutation
-from datarax.sources import MemorySource, MemorySourceConfig, MixedSource, MixedSourceConfig
+from datarax.sources import (
+    ArrayRecordSource,
+    ArrayRecordSourceConfig,
+    MemorySource,
+    MemorySourceConfig,
+    MixedRecordSource,
+    MixedSource,
+    MixedSourceConfig,
+    RecordSource,
+    SequenceSource,
+    write_array_record,
+)
 from datarax.sources.mixed import _MIX_STREAM, window_counts
 from harness import assert_resumes_at_every_step, snapshot
 
@@ -121,12 +135,20 @@ def test_unshuffled_pipeline_windows_are_exact_in_batches():
 def test_errors_name_what_is_wrong():
     a = component(0, 4)
     other = MemorySource(MemorySourceConfig(), data={"x": np.zeros(3, np.int64) + 1})
-    with pytest.raises(SourceError, match=r"component 1 .*different field"):
+    with pytest.raises(
+        SourceError,
+        match=r"MixedSource, component 1 \(MemorySource\): component has other fields than "
+        r"component 0; expected \['x', 'y'\], found \['x'\]",
+    ):
         MixedSource(MixedSourceConfig(weights=(1, 1)), sources=[a, other])
     floats = MemorySource(
         MemorySourceConfig(), data={"x": np.zeros(3, np.float32), "y": np.zeros(3, np.float32)}
     )
-    with pytest.raises(SourceError, match=r"field 'x'.*expected int32\(\) as in component 0"):
+    with pytest.raises(
+        SourceError,
+        match=r"component 1 \(MemorySource\), field 'x': component field differs from "
+        r"component 0; expected int32\(\), found float32\(\)",
+    ):
         MixedSource(MixedSourceConfig(weights=(1, 1)), sources=[a, floats])
     with pytest.raises(ConfigError, match="one weight per source; expected 2 weights, found 1"):
         MixedSource(MixedSourceConfig(weights=(1,)), sources=[a, a])
@@ -136,6 +158,12 @@ def test_errors_name_what_is_wrong():
         MixedSourceConfig(weights=(1, -1))
     with pytest.raises(SourceError, match="not a data source"):
         MixedSource(MixedSourceConfig(weights=(1, 1)), sources=[a, [1, 2]])
+    with pytest.raises(
+        SourceError,
+        match=r"^MixedSource: the components are not a sequence; "
+        r"expected a list or tuple of data sources, found generator$",
+    ):
+        MixedSource(MixedSourceConfig(weights=(1, 1)), sources=(s for s in [a, a]))
 
 
 def _negate(record):
@@ -143,7 +171,7 @@ def _negate(record):
 
 
 def test_host_operators_see_each_epochs_records_of_the_mix():
-    from datarax.control import HostOperator
+    from datarax.dag.nodes import HostOperator
 
     def build(host: bool):
         mix = mixed(weights=(1, 1), sizes=(6, 2), window=2, num_records=8, shuffle=False)
@@ -154,3 +182,192 @@ def test_host_operators_see_each_epochs_records_of_the_mix():
     negated = [(-np.asarray(b["x"])).tolist() for b in build(True)]
     assert negated == plain
     assert plain[2] == [4, 1000, 5, 1001]  # epoch 1 continues the components
+
+
+# -- record sources among the components ---------------------------------------------------
+
+NOISE = 1000  # bytes per record of the damaged ArrayRecord file
+FILE_RECORDS = 200
+MEMORY_RECORDS = 40
+
+
+def damaged_array_record(path) -> tuple[ArrayRecordSource, list[int]]:
+    """An ArrayRecord source whose file has bytes damaged in its first third, and its bad ids."""
+    rng = np.random.default_rng(0)
+    records = [{"noise": rng.integers(0, 256, NOISE, np.uint8)} for _ in range(FILE_RECORDS)]
+    write_array_record(path, records)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 3
+    data[middle : middle + 200] = rng.bytes(200)
+    path.write_bytes(bytes(data))
+    source = ArrayRecordSource(ArrayRecordSourceConfig(paths=str(path)))
+    bad = []
+    for i in range(FILE_RECORDS):
+        try:
+            source.read(np.array([i]))
+        except SourceError:
+            bad.append(i)
+    assert 0 < len(bad) <= 2 and bad[0] > 0, bad
+    return source, bad
+
+
+def file_and_memory_mix(path) -> tuple[MixedSource, list[int]]:
+    """The damaged file (every record once per epoch) mixed with 40 records in memory."""
+    source, bad = damaged_array_record(path)
+    rows = np.repeat(np.arange(MEMORY_RECORDS, dtype=np.uint8)[:, None], NOISE, axis=1)
+    memory = MemorySource(MemorySourceConfig(placement="host"), data={"noise": rows})
+    config = MixedSourceConfig(
+        weights=(5, 1),
+        window=6,
+        num_records=FILE_RECORDS + MEMORY_RECORDS,
+        seed=2,
+        source_field="src",
+    )
+    return MixedSource(config, sources=[source, memory]), bad
+
+
+def bad_mixed_ids(mix: MixedSource, bad: list[int], epoch: int) -> list[int]:
+    """The mixed record ids of epoch ``epoch`` that hold a bad record of component 0."""
+    positions = np.arange(len(mix))
+    component, ids = mix.locate(positions, epoch)
+    return sorted(positions[(component == 0) & np.isin(ids, bad)].tolist())
+
+
+def test_a_mix_with_a_record_source_is_a_record_source_reading_the_same_records():
+    records = [{"x": np.int32(100 + i), "y": np.float32(i)} for i in range(5)]
+    mix = MixedSource(
+        MixedSourceConfig(weights=(1, 1), window=2, num_records=14, seed=1, source_field="src"),
+        sources=[component(0, 10), SequenceSource(records)],
+    )
+    assert isinstance(mix, MixedRecordSource) and isinstance(mix, RecordSource)
+    assert isinstance(mixed(), MixedSource) and not isinstance(mixed(), RecordSource)
+    component_of, ids = mix.locate(np.arange(14), 1)
+    raws = mix.read_records_epoch(np.arange(14), 1)
+    located = zip(component_of.tolist(), ids.tolist(), strict=True)
+    assert [(c, i) for c, i, _ in raws] == list(located)
+    decoded = [mix.decode(raw, p) for p, raw in enumerate(raws)]
+    expected = mix.read_epoch(np.arange(14), 1)
+    assert [int(r["x"]) for r in decoded] == expected["x"].tolist()
+    assert [int(r["src"]) for r in decoded] == expected["src"].tolist() == component_of.tolist()
+    assert all(r["src"].dtype == np.int32 and r["src"].shape == () for r in decoded)
+    # the workers' stream is the one read on the calling thread, epoch after epoch
+    pipeline = from_source(mix, 4, shuffle=True, seed=5, num_epochs=2, workers=2)
+    for batch in pipeline:
+        want = mix.read_epoch(np.asarray(batch.record_ids), int(batch.epoch))
+        assert np.asarray(batch["x"]).tolist() == want["x"].tolist()
+        assert np.asarray(batch["src"]).tolist() == want["src"].tolist()
+
+
+def test_a_record_mix_resumes_exactly():
+    records = [{"x": np.int32(100 + i), "y": np.float32(i)} for i in range(5)]
+
+    def build():
+        mix = MixedSource(
+            MixedSourceConfig(weights=(2, 1), window=3, num_records=15, seed=3),
+            sources=[component(0, 10), SequenceSource(records)],
+        )
+        return from_source(mix, 4, shuffle=True, seed=3, num_epochs=2, workers=2)
+
+    assert_resumes_at_every_step(build)
+
+
+def skipping_stream(
+    mix: MixedSource, workers: int, mode: str = "thread"
+) -> list[tuple[tuple, list[int], dict]]:
+    """(snapshot, invalid record ids, the iterator's metrics after it) of every batch."""
+    pipeline = from_source(
+        mix,
+        16,
+        shuffle=True,
+        seed=1,
+        num_epochs=2,
+        workers=workers,
+        worker_mode=mode,
+        bad_records="skip",
+    )
+    it = iter(pipeline)
+    out = []
+    for batch in it:
+        ids = np.asarray(batch.record_ids)
+        out.append((snapshot(batch), sorted(ids[~batch.mask].tolist()), it.metrics()))
+    return out
+
+
+def test_bad_records_of_an_array_record_component_are_skipped_on_the_workers(tmp_path):
+    mix, bad = file_and_memory_mix(tmp_path / "damaged.arrayrecord")
+    assert isinstance(mix, MixedRecordSource)
+    stream = skipping_stream(mix, workers=2)
+    per_epoch = (FILE_RECORDS + MEMORY_RECORDS) // 16
+    assert len(stream) == 2 * per_epoch
+    for epoch in range(2):
+        expected = bad_mixed_ids(mix, bad, epoch)
+        assert len(expected) == len(bad)  # each file record comes once per epoch
+        part = stream[epoch * per_epoch : (epoch + 1) * per_epoch]
+        assert sorted(i for _, invalid, _ in part for i in invalid) == expected
+        # the metrics name exactly those mixed ids, batch after batch (until the epoch ends)
+        so_far: list[int] = []
+        for _, invalid, metrics in part[:-1]:
+            so_far += invalid
+            assert sorted(metrics["skipped"]) == sorted(so_far)
+        assert part[-1][2]["skipped"] == [] and part[-1][2]["epoch"] == epoch + 1
+        assert part[-1][2]["skipped_total"] == len(bad) * (epoch + 1)
+        for (_, ((_, ids, leaves),)), invalid, _ in part:
+            good = [row for row, i in enumerate(ids) if i not in invalid]
+            want = mix.read_epoch(np.asarray(ids)[good], epoch)
+            got = {path: np.frombuffer(raw, dt).reshape(shape) for path, dt, shape, raw in leaves}
+            assert got["['data']['noise']"][good].tobytes() == want["noise"].tobytes()
+            assert got["['data']['src']"][good].tolist() == want["src"].tolist()
+    assert stream == skipping_stream(mix, workers=0)  # bit for bit, skips included
+    assert stream == skipping_stream(mix, workers=2, mode="process")
+
+
+def test_a_bad_record_of_an_array_record_component_raises_naming_it(tmp_path):
+    mix, bad = file_and_memory_mix(tmp_path / "damaged.arrayrecord")
+    file_source = mix.sources[0]
+    order = [i for (_, ((_, ids, _),)), _, _ in skipping_stream(mix, workers=0)[:15] for i in ids]
+    first_bad = next(i for i in order if i in bad_mixed_ids(mix, bad, 0))
+    component_of, ids = mix.locate(np.array([first_bad]))
+    record = int(ids[0])
+    assert int(component_of[0]) == 0 and record in bad
+    for workers in (0, 2):
+        it = iter(from_source(mix, 16, shuffle=True, seed=1, num_epochs=2, workers=workers))
+        seen: list[int] = []
+        with pytest.raises(SourceError) as info:
+            for batch in it:
+                seen.extend(np.asarray(batch.record_ids).tolist())
+        assert str(info.value).startswith(
+            f"MixedRecordSource, record {first_bad} (component 0: {file_source.name}, "
+            f"record {record} (record {record} of '{file_source.files[0]}')): "
+            "record cannot be read; expected an intact ArrayRecord record, found "
+        ), str(info.value)
+        # the batches before the bad record's batch were handed out, as read
+        assert seen == order[: order.index(first_bad) // 16 * 16]
+
+
+def test_a_component_record_of_another_shape_is_named_in_the_mix(tmp_path):
+    records = [{"v": np.full(3, i, np.int32)} for i in range(6)]
+    records[4] = {"v": np.zeros(5, np.int32)}
+    path = tmp_path / "ragged.arrayrecord"
+    write_array_record(path, records)
+    file_source = ArrayRecordSource(ArrayRecordSourceConfig(paths=str(path)))
+    memory = MemorySource(MemorySourceConfig(), data={"v": np.full((4, 3), -1, np.int32)})
+    mix = MixedSource(
+        MixedSourceConfig(weights=(1, 1), window=2, shuffle=False), sources=[file_source, memory]
+    )
+    # mixed positions 0, 2, 4, ... are the file's records 0, 1, 2, ...: record 4 is position 8
+    raws = mix.read_records(np.arange(8))
+    assert [(c, i) for c, i, _ in raws] == [(p % 2, p // 2) for p in range(8)]
+    together = mix.decode_batch(raws, np.arange(8))
+    assert together is not None  # the file's part is decoded in one call
+    assert together["v"][:, 0].tolist() == [0, -1, 1, -1, 2, -1, 3, -1]
+    with pytest.raises(
+        SchemaError,
+        match=re.escape(
+            f"MixedRecordSource, record 8 (component 0: {file_source.name}, record 4, "
+            "field 'v'): record field differs from the source's spec; "
+            "expected int32(3,), found int32(5,)"
+        ),
+    ):
+        mix.decode(mix.read_records(np.array([8]))[0], 8)
+    batches = list(from_source(mix, 4, bad_records="skip", workers=2))
+    assert [np.asarray(b.record_ids)[~b.mask].tolist() for b in batches] == [[], [], [8]]

@@ -294,15 +294,19 @@ def test_empty_split(data_dirs, make):
 def test_missing_column(data_dirs, make):
     with pytest.raises(
         SourceError,
-        match=r"column 'caption' is not a feature of the dataset; "
-        r"expected one of \['image', 'index', 'label', 'score'\], found 'caption'",
+        match=r"no column 'caption'; "
+        r"expected one of the dataset's features \['image', 'index', 'label', 'score'\], "
+        r"found 'caption'",
     ):
         make(data_dirs, columns=("image", "caption"))
 
 
 def test_missing_column_after_a_decoder(data_dirs):
     src = eager(data_dirs, columns=("label",))
-    with pytest.raises(SourceError, match=r"record 3: column 'label' is not in the record"):
+    with pytest.raises(
+        SourceError,
+        match=r"record 3: no column 'label'; expected one of the record's fields \['image'\]",
+    ):
         src.decode({"image": np.zeros(2)}, 3)
 
 

@@ -1,5 +1,6 @@
-"""Batching: cutting epochs into batches and stacking records."""
+"""Batching: how an epoch's positions are grouped into batches and compiled chunks."""
 
 from datarax.batching.default import DefaultBatcher, DefaultBatcherConfig
+from datarax.batching.geometry import Geometry
 
-__all__ = ["DefaultBatcher", "DefaultBatcherConfig"]
+__all__ = ["DefaultBatcher", "DefaultBatcherConfig", "Geometry"]

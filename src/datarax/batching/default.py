@@ -1,15 +1,12 @@
-"""`DefaultBatcher`: how an epoch's positions are cut into batches, and how records stack."""
+"""`DefaultBatcher`: how an epoch's positions are cut into batches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
+from datarax.batching.geometry import Geometry
 from datarax.core.config import Config, require_positive
-from datarax.core.errors import ConfigError, SchemaError
+from datarax.core.errors import ConfigError
 from datarax.core.module import DataraxModule
 
 
@@ -35,11 +32,13 @@ class DefaultBatcherConfig(Config):
 
 
 class DefaultBatcher(DataraxModule):
-    """Cuts positions ``[start, n)`` into batches of ``batch_size``.
+    """Cuts an epoch's positions into batches of ``batch_size``.
 
     A short last batch is kept at its true size unless ``drop_remainder``; the
     compiled pipeline computes it padded to ``batch_size`` (so nothing recompiles)
-    and hands it out unpadded.
+    and hands it out unpadded. The positions of every batch come from
+    :meth:`geometry`, the same :class:`~datarax.batching.Geometry` the pipeline's
+    iterator cuts its chunks with.
 
     Example:
         >>> b = DefaultBatcher(DefaultBatcherConfig(batch_size=4))
@@ -57,48 +56,25 @@ class DefaultBatcher(DataraxModule):
         """Records per batch."""
         return self.config.batch_size
 
+    @property
+    def drop_remainder(self) -> bool:
+        """Whether an epoch's short last batch is dropped."""
+        return self.config.drop_remainder
+
+    @property
+    def stage(self) -> tuple[int, bool]:
+        """``(batch_size, drop_remainder)``: this batcher as one stage of a geometry."""
+        return (self.batch_size, self.drop_remainder)
+
+    def geometry(self, num_records: int) -> Geometry:
+        """The batch grid of an epoch of ``num_records`` positions."""
+        return Geometry(num_records, (self.stage,))
+
     def epoch_end(self, num_records: int) -> int:
         """The position after an epoch's last yielded record."""
-        if self.config.drop_remainder:
-            return num_records - num_records % self.batch_size
-        return num_records
+        return self.geometry(num_records).epoch_end
 
     def bounds(self, num_records: int, start: int = 0) -> list[tuple[int, int]]:
         """``(start, size)`` of every batch from position ``start`` to the epoch's end."""
-        end = self.epoch_end(num_records)
-        return [(s, min(self.batch_size, end - s)) for s in range(start, end, self.batch_size)]
-
-    def collate(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-        """Stack per-record dicts into one dict of arrays, checking shapes and dtypes."""
-        first = records[0]
-        for i, record in enumerate(records):
-            if set(record) != set(first):
-                raise SchemaError(
-                    "record has different fields than the batch's first record",
-                    where=f"{self.name}, batch row {i}",
-                    expected=sorted(first),
-                    found=sorted(record),
-                )
-        out = {}
-        for field, ref in first.items():
-            ref = np.asarray(ref)
-            for i, record in enumerate(records):
-                value = np.asarray(record[field])
-                if value.shape != ref.shape or value.dtype != ref.dtype:
-                    raise SchemaError(
-                        "record does not match the batch's first record",
-                        where=f"{self.name}, batch row {i}, field '{field}'",
-                        expected=f"{ref.dtype}{ref.shape}",
-                        found=f"{value.dtype}{value.shape}",
-                    )
-            out[field] = np.stack([np.asarray(r[field]) for r in records])
-        return out
-
-    @staticmethod
-    def pad(columns: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-        """Pad every field on axis 0 to ``size`` rows by repeating row 0."""
-        n = len(next(iter(columns.values())))
-        if n == size:
-            return columns
-        fill = np.zeros(size - n, dtype=np.int64)
-        return {k: np.concatenate([v, np.take(v, fill, axis=0)]) for k, v in columns.items()}
+        rest = self.geometry(num_records).remaining(start)
+        return [(start + b, size) for b, size in rest.output_bounds(0, rest.num_records, 0)]

@@ -27,8 +27,8 @@ from datarax.benchmarking.profiles import PROFILES
 from datarax.benchmarking.results import load_results, markdown, write_json
 from datarax.benchmarking.scenarios import SCENARIOS
 from datarax.benchmarking.suite import run_suite
-from datarax.cli.progress import ProgressBar
 from datarax.core.errors import DataraxError
+from datarax.core.progress import ProgressBar
 
 #: Exit statuses.
 OK, REGRESSED, ERROR = 0, 1, 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def write_records(path: str | Path, data: dict[str, np.ndarray]) -> str:
     return str(path)
 
 
-def open_records(path: str | Path):
+def open_records(path: str | Path) -> Any:
     """A random-access reader of the file (``len``, ``[i]``, ``__getitems__``)."""
     from array_record.python.array_record_data_source import ArrayRecordDataSource
 

@@ -30,6 +30,13 @@ PAD_ID, MASK_ID, VOCAB_SIZE = 0, 1, 32_000
 #: Sequence length of W4 and MLM.
 SEQUENCE_LENGTH = 128
 
+#: One record (or one batch) as field name -> array.
+Record = dict[str, Any]
+#: The JAX transform of one record: ``(record, key) -> record``.
+RecordFn = Callable[..., Record]
+#: The NumPy transform of one batch: ``(batch, rng, stats) -> batch``.
+NumpyFn = Callable[[dict[str, np.ndarray], np.random.Generator, Any], dict[str, np.ndarray]]
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -58,8 +65,8 @@ class Scenario:
     batch_size: int
     epochs_per_pass: int
     shuffle: bool
-    record_fn: Callable[[Any], Callable]
-    numpy_fn: Callable[[dict[str, np.ndarray], np.random.Generator, Any], dict[str, np.ndarray]]
+    record_fn: Callable[[Any], RecordFn]
+    numpy_fn: NumpyFn
     stochastic: bool = True
     storage: Storage = "arrays"
     stats: Callable[[dict[str, np.ndarray]], Any] | None = field(default=None, repr=False)
@@ -137,8 +144,8 @@ def _w1_data(records: int = 1000) -> dict[str, np.ndarray]:
     return {"image": image, "label": label}
 
 
-def _w1_record(_stats: Any) -> Callable:
-    def fn(record, key):
+def _w1_record(_stats: Any) -> RecordFn:
+    def fn(record: Record, key: jax.Array) -> Record:
         image = record["image"] / 255.0
         flip = jax.random.bernoulli(key, 0.5)
         return {**record, "image": jnp.where(flip, jnp.flip(image, axis=1), image)}
@@ -146,7 +153,9 @@ def _w1_record(_stats: Any) -> Callable:
     return fn
 
 
-def _w1_numpy(batch, rng, _stats):
+def _w1_numpy(
+    batch: dict[str, np.ndarray], rng: np.random.Generator, _stats: Any
+) -> dict[str, np.ndarray]:
     image = batch["image"]  # a fresh copy (fancy-indexed), so in place is safe
     image *= np.float32(1.0 / 255.0)
     flip = rng.random(len(image)) < 0.5
@@ -177,10 +186,10 @@ def _channel_stats(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _w2_record(stats: Any) -> Callable:
+def _w2_record(stats: Any) -> RecordFn:
     mean, std = (jnp.asarray(s) for s in stats)
 
-    def fn(record, key):
+    def fn(record: Record, key: jax.Array) -> Record:
         k_crop, k_flip = jax.random.split(key)
         image = (record["image"].astype(jnp.float32) - mean) / std
         padded = jnp.pad(image, ((4, 4), (4, 4), (0, 0)))
@@ -192,7 +201,9 @@ def _w2_record(stats: Any) -> Callable:
     return fn
 
 
-def _w2_numpy(batch, rng, stats):
+def _w2_numpy(
+    batch: dict[str, np.ndarray], rng: np.random.Generator, stats: Any
+) -> dict[str, np.ndarray]:
     mean, std = stats
     image = (batch["image"].astype(np.float32) - mean) / std
     padded = np.pad(image, ((0, 0), (4, 4), (4, 4), (0, 0)))
@@ -222,16 +233,18 @@ def _column_stats(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0).astype(np.float32), x.std(0).astype(np.float32)
 
 
-def _w3_record(stats: Any) -> Callable:
+def _w3_record(stats: Any) -> RecordFn:
     mean, std = (jnp.asarray(s) for s in stats)
 
-    def fn(record, key=None):
+    def fn(record: Record, key: jax.Array | None = None) -> Record:
         return {**record, "x": (record["x"] - mean) / std}
 
     return fn
 
 
-def _w3_numpy(batch, _rng, stats):
+def _w3_numpy(
+    batch: dict[str, np.ndarray], _rng: np.random.Generator, stats: Any
+) -> dict[str, np.ndarray]:
     mean, std = stats
     return {**batch, "x": (batch["x"] - mean) / std}
 
@@ -252,14 +265,16 @@ def _w4_data(records: int = 20_000) -> dict[str, np.ndarray]:
     return {"tokens": _token_lists(records)}
 
 
-def _w4_record(_stats: Any) -> Callable:
-    def fn(record, key=None):
+def _w4_record(_stats: Any) -> RecordFn:
+    def fn(record: Record, key: jax.Array | None = None) -> Record:
         return record  # the padding is the source's work in every system
 
     return fn
 
 
-def _w4_numpy(batch, _rng, _stats):
+def _w4_numpy(
+    batch: dict[str, np.ndarray], _rng: np.random.Generator, _stats: Any
+) -> dict[str, np.ndarray]:
     return pad_records(batch["tokens"])
 
 
@@ -268,10 +283,10 @@ def _mlm_data(records: int = 20_000) -> dict[str, np.ndarray]:
     return {"tokens": padded["tokens"], "length": padded["tokens_length"]}
 
 
-def _mlm_record(_stats: Any) -> Callable:
+def _mlm_record(_stats: Any) -> RecordFn:
     """BERT-style dynamic masking of one padded sequence."""
 
-    def fn(record, key):
+    def fn(record: Record, key: jax.Array) -> Record:
         k_select, k_kind, k_word = jax.random.split(key, 3)
         tokens = record["tokens"]
         valid = jnp.arange(tokens.shape[0]) < record["length"]
@@ -288,7 +303,9 @@ def _mlm_record(_stats: Any) -> Callable:
     return fn
 
 
-def _mlm_numpy(batch, rng, _stats):
+def _mlm_numpy(
+    batch: dict[str, np.ndarray], rng: np.random.Generator, _stats: Any
+) -> dict[str, np.ndarray]:
     tokens = batch["tokens"]
     valid = np.arange(tokens.shape[1]) < batch["length"][:, None]
     selected = valid & (rng.random(tokens.shape) < 0.15)
@@ -311,9 +328,9 @@ def _depth_data(records: int = 1000) -> dict[str, np.ndarray]:
     return data
 
 
-def _depth(n: int) -> tuple[Callable, Callable]:
-    def record(_stats):
-        def fn(record, key=None):
+def _depth(n: int) -> tuple[Callable[[Any], RecordFn], NumpyFn]:
+    def record(_stats: Any) -> RecordFn:
+        def fn(record: Record, key: jax.Array | None = None) -> Record:
             score = record["score"]
             for i in range(n):
                 score = depth_step(i, score)
@@ -321,7 +338,9 @@ def _depth(n: int) -> tuple[Callable, Callable]:
 
         return fn
 
-    def numpy_fn(batch, _rng, _stats):
+    def numpy_fn(
+        batch: dict[str, np.ndarray], _rng: np.random.Generator, _stats: Any
+    ) -> dict[str, np.ndarray]:
         score = batch["score"]
         for i in range(n):
             score = depth_step(i, score)
@@ -330,10 +349,10 @@ def _depth(n: int) -> tuple[Callable, Callable]:
     return record, numpy_fn
 
 
-def _dag_record(_stats: Any) -> Callable:
+def _dag_record(_stats: Any) -> RecordFn:
     """The README's Advanced DAG per record: mean of normalised and inverted, then a branch."""
 
-    def fn(record, key):
+    def fn(record: Record, key: jax.Array) -> Record:
         x = record["image"]
         mean = (x / 255.0 + (1.0 - x)) / 2.0
         flip = jax.random.bernoulli(jax.random.split(key)[0], 0.5)
@@ -343,7 +362,9 @@ def _dag_record(_stats: Any) -> Callable:
     return fn
 
 
-def _dag_numpy(batch, rng, _stats):
+def _dag_numpy(
+    batch: dict[str, np.ndarray], rng: np.random.Generator, _stats: Any
+) -> dict[str, np.ndarray]:
     x = batch["image"]
     mean = (x * np.float32(1 / 255) + (1 - x)) * np.float32(0.5)
     high = mean.reshape(len(mean), -1).var(axis=1) > 0.1

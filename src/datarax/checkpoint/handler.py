@@ -66,9 +66,7 @@ class NNXCheckpointHandler(ocp.AsyncCheckpointHandler):
     inside ``ocp.args.Composite`` (Orbax finds the handler from the arguments).
     """
 
-    async def async_save(  # type: ignore[override]
-        self, directory: Any, args: NNXCheckpointSave
-    ) -> list[Any]:
+    async def async_save(self, directory: Any, args: NNXCheckpointSave) -> list[Any]:
         """Copy the iterator's state now; return the future that writes the files."""
         snapshot = _snapshot.capture(args.iterator)
 
@@ -77,13 +75,11 @@ class NNXCheckpointHandler(ocp.AsyncCheckpointHandler):
 
         return [ocp.future.CommitFutureAwaitingContractedSignals(write(), name="datarax_save")]
 
-    def save(self, directory: Any, args: NNXCheckpointSave) -> None:  # type: ignore[override]
+    def save(self, directory: Any, args: NNXCheckpointSave) -> None:
         """Write the iterator's state into ``directory`` now."""
         _snapshot.write_snapshot(directory, _snapshot.capture(args.iterator))
 
-    def restore(  # type: ignore[override]
-        self, directory: Any, args: NNXCheckpointRestore
-    ) -> Any:
+    def restore(self, directory: Any, args: NNXCheckpointRestore) -> Any:
         """Continue ``args.iterator`` from the checkpoint; returns the iterator."""
         if not isinstance(args, NNXCheckpointRestore):
             raise StateError(

@@ -26,10 +26,10 @@ import numpy as np
 from flax import nnx
 
 from datarax import __version__, from_source
-from datarax.cli.progress import ProgressBar
 from datarax.core.batch import Batch
 from datarax.core.element import Element
 from datarax.core.errors import DataraxError
+from datarax.core.progress import ProgressBar
 from datarax.dag.nodes import OperatorNode
 from datarax.dag.pipeline import Pipeline
 from datarax.operators import ElementOperator, ElementOperatorConfig

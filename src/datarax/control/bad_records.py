@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from datarax.core.config import Config
+from datarax.core.config import Config, check_int
 from datarax.core.errors import ConfigError
 
 
@@ -53,17 +53,14 @@ class BadRecordPolicy(Config):
                 expected="'raise' or 'skip'",
                 found=repr(self.on_error),
             )
-        if self.max_skipped is not None and (
-            isinstance(self.max_skipped, bool)
-            or not isinstance(self.max_skipped, int)
-            or self.max_skipped < 0
-        ):
-            raise ConfigError(
-                "invalid budget",
-                where="BadRecordPolicy.max_skipped",
-                expected="an int >= 0 or None",
-                found=repr(self.max_skipped),
-            )
+        max_skipped = check_int(
+            self.max_skipped,
+            where="BadRecordPolicy.max_skipped",
+            minimum=0,
+            allow_none=True,
+            message="invalid budget",
+        )
+        object.__setattr__(self, "max_skipped", max_skipped)
         if self.max_fraction is not None and not (
             isinstance(self.max_fraction, (int, float))
             and not isinstance(self.max_fraction, bool)

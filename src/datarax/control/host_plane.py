@@ -2,7 +2,7 @@
 
 An array-backed source with no host operators is read with one vectorised gather
 per field per chunk. A :class:`~datarax.sources.record.RecordSource`, or any source
-followed by :class:`~datarax.control.HostOperator` nodes, is read record by record:
+followed by :class:`~datarax.dag.nodes.HostOperator` nodes, is read record by record:
 the chunk's records are cut into contiguous tasks, each task reads its raw records
 in one call, decodes them, applies the host operators and writes each record into
 its row of the chunk's arrays (in shared memory for worker processes). Every record
@@ -22,12 +22,12 @@ import jax
 import numpy as np
 
 from datarax.control.bad_records import BadRecordPolicy
-from datarax.control.host_operator import HostOperator
+from datarax.control.host_operator import HostFunction
 from datarax.control.workers import WorkerMode, Workers, make_workers
 from datarax.core.errors import DataraxError, RecordError
+from datarax.core.fields import fields_match, record_fields, record_rows
 from datarax.memory.shared import SharedArrays
 from datarax.sources.base import DataSource
-from datarax.sources.memory import _as_array
 from datarax.sources.record import (
     SPEC_ATTEMPTS,
     RecordSource,
@@ -49,7 +49,7 @@ class RecordJob:
     Picklable, so that worker processes can run it.
     """
 
-    def __init__(self, source: DataSource, operators: Sequence[HostOperator], seed: int) -> None:
+    def __init__(self, source: DataSource, operators: Sequence[HostFunction], seed: int) -> None:
         self.source, self.operators, self.seed = source, tuple(operators), seed
         self.spec: Spec | None = None  # after the host operators
         self.source_spec: Spec = {}  # as decoded
@@ -84,9 +84,9 @@ class RecordJob:
         """The raw records of ``ids`` (dicts of one row each for array-backed sources)."""
         source = self.source
         if isinstance(source, RecordSource):
-            return source.read_records(ids)
+            return source.read_records_epoch(ids, epoch)
         arrays = source.read_epoch(ids, epoch)
-        return [{k: v[i] for k, v in arrays.items()} for i in range(ids.size)]
+        return record_rows(arrays)
 
     def run(
         self,
@@ -157,13 +157,8 @@ class RecordJob:
             decoded = source.decode_batch(raws, ids)
         except Exception:  # decoded again one by one, to name the bad records
             return None
-        if decoded is None or decoded.keys() != self.source_spec.keys():
+        if decoded is None or not fields_match(decoded, self.source_spec, leading=(len(raws),)):
             return None
-        n = len(raws)
-        for field, s in self.source_spec.items():
-            values = decoded[field]
-            if values.shape != (n, *s.shape) or values.dtype != s.dtype:
-                return None
         return decoded
 
     def _read_one(self, record_id: int, epoch: int = 0) -> Any:
@@ -185,7 +180,7 @@ class HostPlane:
     def __init__(
         self,
         source: DataSource,
-        operators: Sequence[HostOperator],
+        operators: Sequence[HostFunction],
         *,
         seed: int,
         workers: int,
@@ -259,8 +254,8 @@ class HostPlane:
         tasks = _split(n, max(1, 2 * workers.size))
         shared = streamed = None
         if _is_process(workers):
-            if not getattr(self.source, "random_access", True):
-                streamed = self._read_stream(ids)
+            if not self.source.random_access:
+                streamed = self._read_stream(ids, epoch)
             shared = SharedArrays.create({**fields, PROGRESS: ((len(tasks),), np.int64)})
             shared.arrays[PROGRESS][:] = [start for start, _ in tasks]
         try:
@@ -300,7 +295,7 @@ class HostPlane:
                 shared.close()
         return arrays, skipped, failure
 
-    def _read_stream(self, ids: np.ndarray) -> Sequence[Any] | None:
+    def _read_stream(self, ids: np.ndarray, epoch: int) -> Sequence[Any] | None:
         """A stream's raw records for a chunk, read here in order for worker processes.
 
         Each worker process reading the stream itself would read all of it and keep
@@ -308,7 +303,7 @@ class HostPlane:
         the workers only decode and run the host operators.
         """
         try:
-            return self._job.raw_records(ids)
+            return self._job.raw_records(ids, epoch)
         except Exception:  # the workers read the records one by one and name the bad ones
             return None
 
@@ -346,4 +341,4 @@ def _fields(value: Any, source: str, record_id: int, op: str) -> dict[str, np.nd
             expected="a dict of field name to array",
             found=type(value).__name__,
         )
-    return {str(k): _as_array(v, source, str(k), record=record_id) for k, v in value.items()}
+    return record_fields(value, source=source, record=record_id)

@@ -28,21 +28,22 @@ Example:
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import numpy as np
 
-from datarax.core.errors import ConfigError, StateError
-
-_END = object()
+from datarax.control.run_ahead import RunAhead
+from datarax.core.config import check_int
+from datarax.core.errors import StateError
 
 
 class Prefetcher(Iterator[Any]):
     """Iterates ``iterator`` ahead of the consumer on a daemon thread.
+
+    A :class:`~datarax.control.RunAhead` over the wrapped iterator, which also
+    remembers the wrapped iterator's state before each item it holds.
 
     Args:
         iterator: Any iterator (a pipeline iterator keeps its exact state).
@@ -60,58 +61,40 @@ class Prefetcher(Iterator[Any]):
         max_bytes: int | None = None,
         transform: Callable[[Any], Any] | None = None,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ConfigError(
-                "invalid buffer size", where="Prefetcher", expected="an int >= 1", found=buffer_size
-            )
-        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
-            raise ConfigError(
-                "invalid byte bound",
-                where="Prefetcher",
-                expected="an int >= 1 or None",
-                found=repr(max_bytes),
-            )
+        check_int(buffer_size, where="Prefetcher", minimum=1, message="invalid buffer size")
+        check_int(
+            max_bytes, where="Prefetcher", minimum=1, allow_none=True, message="invalid byte bound"
+        )
         self._iterator = iterator
         self._buffer_size, self._max_bytes, self._transform = buffer_size, max_bytes, transform
         self._stateful = hasattr(iterator, "get_state") and hasattr(iterator, "set_state")
-        self._cond = threading.Condition()
-        self._items: deque[tuple[Any, Any, int]] = deque()  # (state before, item, bytes)
-        self._bytes = 0
-        self._thread: threading.Thread | None = None
-        self._stop = False
+        self._ahead = self._run_ahead()
         self._done = False
-        self.peak_bytes = 0
+        self._peak = 0
+
+    @property
+    def peak_bytes(self) -> int:
         """Largest number of bytes held ahead at once."""
+        return max(self._peak, self._ahead.peak_bytes)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of array leaves held ahead right now."""
+        return self._ahead.buffered_bytes
 
     # -- consumer --------------------------------------------------------------------
     def __iter__(self) -> Prefetcher:
         return self
 
     def __next__(self) -> Any:
-        if self._done and not self._items:
+        if self._done:
             raise StopIteration
-        if self._thread is None:
-            self._start()
-        with self._cond:
-            while not self._items:
-                self._cond.wait()
-            _, item, nbytes = self._items.popleft()
-            self._bytes -= nbytes
-            self._cond.notify_all()
-        if item is _END:
-            self._done = True
-            self._join()
-            raise StopIteration
-        if isinstance(item, _Raised):
-            self._done = True
-            self._join()
-            raise item.error
+        try:
+            _, item = self._ahead.get()
+        except BaseException:
+            self._done = True  # nothing after the end or a failure is handed out
+            raise
         return item
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes of array leaves held ahead right now."""
-        return self._bytes
 
     def get_state(self) -> dict[str, Any]:
         """The wrapped iterator's state before the next item this prefetcher hands out."""
@@ -122,73 +105,44 @@ class Prefetcher(Iterator[Any]):
                 expected="an iterator with get_state() and set_state()",
                 found=type(self._iterator).__name__,
             )
-        with self._cond:
-            if self._items:
-                return self._items[0][0]
-            return self._iterator.get_state()  # type: ignore[attr-defined]
+        ready = self._ahead.peek()
+        if ready is not None:
+            return ready[0]
+        return self._iterator.get_state()  # type: ignore[attr-defined]
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Drop what is buffered and continue the wrapped iterator from ``state``."""
         self.get_state()  # the same check
         self.close()
         self._iterator.set_state(state)  # type: ignore[attr-defined]
-        self._items.clear()
-        self._bytes, self._stop, self._done = 0, False, False
+        self._peak = self.peak_bytes
+        self._ahead = self._run_ahead()
+        self._done = False
 
     def close(self) -> None:
         """Stop the background thread (it finishes the item it is computing)."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._join()
+        self._ahead.stop()
 
     # -- producer --------------------------------------------------------------------
-    def _start(self) -> None:
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="datarax-prefetcher", daemon=True)
-        self._thread.start()
+    def _run_ahead(self) -> RunAhead:
+        return RunAhead(
+            self._items(),
+            self._buffer_size,
+            max_bytes=self._max_bytes,
+            measure=lambda pair: _nbytes(pair[1]),
+            name="datarax-prefetcher",
+        )
 
-    def _join(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _full(self) -> bool:
-        if not self._items:
-            return False
-        if len(self._items) >= self._buffer_size:
-            return True
-        return self._max_bytes is not None and self._bytes >= self._max_bytes
-
-    def _run(self) -> None:
+    def _items(self) -> Iterator[tuple[Any, Any]]:
+        """``(state before, item)`` pairs of the wrapped iterator, transformed."""
+        stateful, iterator, transform = self._stateful, self._iterator, self._transform
         while True:
-            with self._cond:
-                while self._full() and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-            state = self._iterator.get_state() if self._stateful else None  # type: ignore[attr-defined]
+            state = iterator.get_state() if stateful else None  # type: ignore[attr-defined]
             try:
-                item = next(self._iterator)
-                if self._transform is not None:
-                    item = self._transform(item)
+                item = next(iterator)
             except StopIteration:
-                item = _END
-            except BaseException as error:  # handed to the consumer at this item
-                item = _Raised(error)
-            nbytes = _nbytes(item) if item is not _END and not isinstance(item, _Raised) else 0
-            with self._cond:
-                self._items.append((state, item, nbytes))
-                self._bytes += nbytes
-                self.peak_bytes = max(self.peak_bytes, self._bytes)
-                self._cond.notify_all()
-            if item is _END or isinstance(item, _Raised):
                 return
-
-
-class _Raised:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+            yield state, (transform(item) if transform is not None else item)
 
 
 def _nbytes(item: Any) -> int:

@@ -17,7 +17,6 @@ finishes first. Tasks are ``job.run(*args)`` calls of one picklable *job* object
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import multiprocessing
 import multiprocessing.connection
@@ -29,7 +28,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
+from datarax.core.config import check_int
 from datarax.core.errors import ConfigError, WorkerError
+from datarax.core.exit import POOLS, at_exit
 
 WorkerMode = Literal["thread", "process"]
 #: Describes where a task is when its worker dies: ``describe(task_index) -> str``.
@@ -103,10 +104,6 @@ class ProcessWorkers:
         _POOLS.add(self)
 
     def _start(self) -> None:
-        # Exit hooks run last-registered first: registered again now, closing the pools
-        # comes before hooks that wait for a read from them (joining a prefetch thread).
-        atexit.unregister(_close_pools)
-        atexit.register(_close_pools)
         ctx = multiprocessing.get_context("spawn")
         for _ in range(self.size):
             parent, child = ctx.Pipe()
@@ -219,10 +216,7 @@ class ProcessWorkers:
 
 def make_workers(job: Any, size: int, mode: WorkerMode, *, where: str) -> Workers:
     """A pool of ``size`` workers of kind ``mode`` (``size=0``: inline)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ConfigError(
-            "invalid number of workers", where=where, expected="an int >= 0", found=repr(size)
-        )
+    size = check_int(size, where=where, minimum=0, message="invalid number of workers")
     if mode not in ("thread", "process"):
         raise ConfigError(
             "unknown worker mode",
@@ -291,9 +285,12 @@ _POOLS: weakref.WeakSet[ProcessWorkers] = weakref.WeakSet()
 _EXITING = threading.Event()
 
 
-@atexit.register
 def _close_pools() -> None:
     _EXITING.set()
     for pool in list(_POOLS):
         with contextlib.suppress(Exception):
             pool._terminate()
+
+
+# Pools close before threads that wait for a read from them are joined.
+at_exit(_close_pools, stage=POOLS)

@@ -12,6 +12,7 @@ from datarax.core.errors import (
     SourceError,
     StateError,
 )
+from datarax.core.identity import function_identity
 from datarax.core.module import DataraxModule
 from datarax.core.rng import mix64, record_keys, stream_id, stream_key
 
@@ -27,6 +28,7 @@ __all__ = [
     "SchemaError",
     "SourceError",
     "StateError",
+    "function_identity",
     "mix64",
     "record_keys",
     "stream_id",

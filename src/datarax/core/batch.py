@@ -86,10 +86,10 @@ class Batch(Mapping):
         )
         return f"Batch(size={self.batch_size}, epoch={self.epoch}, {{{fields}}})"
 
-    def tree_flatten(self):
+    def tree_flatten(self) -> tuple[tuple[Any, Any, Any, Any], Any]:
         return (self.data, self.states, self.record_ids, self.valid), self.epoch
 
     @classmethod
-    def tree_unflatten(cls, epoch, children):
+    def tree_unflatten(cls, epoch: Any, children: tuple[Any, Any, Any, Any]) -> Batch:
         data, states, record_ids, valid = children
         return cls(data, states=states, record_ids=record_ids, epoch=epoch, valid=valid)

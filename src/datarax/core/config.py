@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
-from datarax.core.errors import ConfigError
+import numpy as np
+
+from datarax.core.errors import ConfigError, DataraxError
 
 
 @dataclass(frozen=True)
@@ -42,16 +44,91 @@ class Config:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-def require_int(config: Config, field: str) -> None:
-    """Check that ``config.field`` is an int (``bool`` is refused)."""
-    value = getattr(config, field)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(
-            f"{field} must be an int",
-            where=f"{type(config).__name__}.{field}",
-            expected="an int",
+@overload
+def check_int(
+    value: Any,
+    *,
+    where: str,
+    minimum: int | None = None,
+    allow_none: Literal[False] = False,
+    error: type[DataraxError] = ConfigError,
+    message: str | None = None,
+) -> int: ...
+
+
+@overload
+def check_int(
+    value: Any,
+    *,
+    where: str,
+    minimum: int | None = None,
+    allow_none: bool,
+    error: type[DataraxError] = ConfigError,
+    message: str | None = None,
+) -> int | None: ...
+
+
+def check_int(
+    value: Any,
+    *,
+    where: str,
+    minimum: int | None = None,
+    allow_none: bool = False,
+    error: type[DataraxError] = ConfigError,
+    message: str | None = None,
+) -> int | None:
+    """Return ``value`` when it is an int ``>= minimum`` (``bool`` is refused), else raise.
+
+    The one integer check of the library: configs, nodes and options all use it, so
+    every bad count reads the same. NumPy integers are accepted and returned as
+    ``int``.
+
+    Args:
+        value: What the user passed.
+        where: The config field or argument, as shown in the error.
+        minimum: The smallest value allowed (``None``: any int).
+        allow_none: Accept ``None`` (returned as is).
+        error: The :class:`DataraxError` subclass raised.
+        message: The error's first words (default: what the value must be).
+
+    Example:
+        >>> check_int(3, where="Thing.size", minimum=1)
+        3
+        >>> check_int(0, where="Thing.size", minimum=1)
+        Traceback (most recent call last):
+        ...
+        datarax.core.errors.ConfigError: Thing.size: must be a positive integer; \
+expected an int > 0, found 0
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, np.integer):
+        value = int(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+    ):
+        wanted = {None: "an int", 1: "an int > 0"}.get(minimum, f"an int >= {minimum}")
+        default = {None: "must be an int", 0: "must be a non-negative integer"}
+        raise error(
+            message or default.get(minimum, "must be a positive integer"),
+            where=where,
+            expected=wanted + (" or None" if allow_none else ""),
             found=repr(value),
         )
+    return value
+
+
+def require_int(config: Config, field: str, *, minimum: int | None = None) -> None:
+    """Check that ``config.field`` is an int (``bool`` is refused), ``>= minimum`` if given."""
+    value = check_int(
+        getattr(config, field),
+        where=f"{type(config).__name__}.{field}",
+        minimum=minimum,
+        message=f"{field} must be an int" if minimum is None else None,
+    )
+    object.__setattr__(config, field, value)
 
 
 def require_names(config: Config, field: str) -> None:
@@ -88,13 +165,10 @@ def require_names(config: Config, field: str) -> None:
 
 def require_positive(config: Config, field: str, *, allow_none: bool = False) -> None:
     """Check that ``config.field`` is a positive int (or ``None`` when allowed)."""
-    value = getattr(config, field)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(
-            "must be a positive integer",
-            where=f"{type(config).__name__}.{field}",
-            expected="an int > 0" + (" or None" if allow_none else ""),
-            found=repr(value),
-        )
+    value = check_int(
+        getattr(config, field),
+        where=f"{type(config).__name__}.{field}",
+        minimum=1,
+        allow_none=allow_none,
+    )
+    object.__setattr__(config, field, value)

@@ -50,9 +50,9 @@ class Element:
             dict(changes.get("metadata", self.metadata)),
         )
 
-    def tree_flatten(self):
+    def tree_flatten(self) -> tuple[tuple[Any, Any, Any], None]:
         return (self.data, self.state, self.metadata), None
 
     @classmethod
-    def tree_unflatten(cls, _aux, children):
+    def tree_unflatten(cls, _aux: None, children: tuple[Any, Any, Any]) -> Element:
         return cls(*children)

@@ -57,11 +57,20 @@ class DataraxError(Exception):
             text += f". {self.hint}"
         return text
 
-    def __reduce__(self):  # keep the structured fields when pickled across processes
+    def __reduce__(
+        self,
+    ) -> tuple[Any, ...]:  # keep the structured fields when pickled across processes
         return (_rebuild, (type(self), self.what, self.where, self.expected, self.found, self.hint))
 
 
-def _rebuild(cls, what, where, expected, found, hint):
+def _rebuild(
+    cls: type[DataraxError],
+    what: str,
+    where: str | None,
+    expected: Any,
+    found: Any,
+    hint: str | None,
+) -> DataraxError:
     return cls(what, where=where, expected=expected, found=found, hint=hint)
 
 
@@ -95,3 +104,16 @@ class RecordError(DataraxError):
 
 class WorkerError(DataraxError, RuntimeError):
     """A host-plane worker process died or could not be started."""
+
+
+def relocated(error: DataraxError, where: str) -> DataraxError:
+    """``error`` again, of its class and with its message parts, located at ``where``.
+
+    Example:
+        >>> inner = SourceError("record is too short", where="decode_record")
+        >>> str(relocated(inner, "train.arrayrecord, record 3"))
+        'train.arrayrecord, record 3: record is too short'
+    """
+    return type(error)(
+        error.what, where=where, expected=error.expected, found=error.found, hint=error.hint
+    )

@@ -1,4 +1,11 @@
-"""The pipeline graph: nodes, compilation to XLA functions, and execution."""
+"""The pipeline graph: nodes, their lowering, ``compile(pipeline) -> Program``, and the iterator.
+
+- :mod:`~datarax.dag.nodes`: the node values (``>>`` and ``|`` build graphs);
+- :mod:`~datarax.dag.pipeline`: a whole chain, validated (the spec);
+- :mod:`~datarax.dag.program`: :func:`compile` and the program cache;
+- :mod:`~datarax.dag.executor`: :class:`PipelineIterator`, which runs a program;
+- :mod:`~datarax.dag.runtime`: the run-time state a pipeline's iterators share.
+"""
 
 from datarax.dag.executor import PipelineIterator
 from datarax.dag.nodes import (
@@ -6,6 +13,7 @@ from datarax.dag.nodes import (
     Branch,
     CacheNode,
     DataSourceNode,
+    HostOperator,
     Merge,
     Node,
     OperatorNode,
@@ -18,23 +26,27 @@ from datarax.dag.nodes import (
     Switch,
 )
 from datarax.dag.pipeline import Pipeline, from_source
+from datarax.dag.program import Program, compile
 
 __all__ = [
     "BatchNode",
     "Branch",
     "CacheNode",
     "DataSourceNode",
+    "HostOperator",
     "Merge",
     "Node",
     "OperatorNode",
     "Parallel",
     "Pipeline",
     "PipelineIterator",
+    "Program",
     "PrefetchNode",
     "RebatchNode",
     "Sequential",
     "SharderNode",
     "ShuffleNode",
     "Switch",
+    "compile",
     "from_source",
 ]

@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from datarax.core.errors import PipelineBuildError
-from datarax.operators.base import Fields, Operator
+from datarax.operators.base import Fields, Operator, fusion_runs
 
 Pair = tuple[Fields, Fields]
 
 
-class Fanout(tuple):
+class Fanout(tuple[Any, ...]):
     """The outputs of parallel branches, one ``(data, states)`` pair per branch."""
 
     __slots__ = ()
@@ -95,6 +95,9 @@ class Node:
     #: Whether the node runs inside the compiled function.
     device: bool = True
 
+    #: Whether the node decides once per batch (it then needs whole batches in order).
+    per_batch: bool = False
+
     @property
     def name(self) -> str:
         """The name shown in errors and descriptions."""
@@ -129,7 +132,7 @@ class Node:
             k: getattr(self, k)
             for cls in type(self).__mro__
             for k in getattr(cls, "__slots__", ())
-            if hasattr(self, k)
+            if k != "__weakref__" and hasattr(self, k)
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -292,7 +295,7 @@ def single(flow: Any, where: str) -> Pair:
             expected="Merge(...) after a Parallel node",
             found=f"{len(flow)} unmerged branch outputs",
         )
-    return flow
+    return cast(Pair, flow)
 
 
 def lower_node(node: Node, flow: Any, ctx: TraceContext) -> Any:
@@ -337,8 +340,9 @@ _UNTRACEABLE = (
 def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
     """Lower ``nodes`` in order; adjacent operators of one fusion group run as one.
 
-    See :meth:`Operator.fusion_group`: a run of adjacent operator nodes whose
-    operators share a group is handed to ``apply_fused`` of the first.
+    See :meth:`Operator.fusion_group` and :func:`~datarax.operators.base.fusion_runs`:
+    a run of adjacent operator nodes whose operators share a group is handed to
+    ``apply_fused`` of the first.
     """
     i = 0
     while i < len(nodes):
@@ -347,18 +351,17 @@ def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
             flow = lower_node(node, flow, ctx)
             i += 1
             continue
-        group = node.operator.fusion_group()
-        j = i + 1
-        while (
-            group is not None
-            and j < len(nodes)
-            and isinstance(nodes[j], OperatorNode)
-            and cast(OperatorNode, nodes[j]).operator.fusion_group() == group
-        ):
+        j = i
+        while j < len(nodes) and isinstance(nodes[j], OperatorNode):
             j += 1
-        ops = [ctx.operator(cast(OperatorNode, n).operator) for n in nodes[i:j]]
-        data, states = single(flow, node.name)
-        with compiling(node):
-            flow = type(ops[0]).apply_fused(ops, data, states, ctx.record_ids, ctx.epoch, ctx.seed)
+        adjacent = cast(Sequence[OperatorNode], nodes[i:j])
+        for run in fusion_runs([ctx.operator(n.operator) for n in adjacent]):
+            first = adjacent[0]
+            data, states = single(flow, first.name)
+            with compiling(first):
+                flow = type(run[0]).apply_fused(
+                    run, data, states, ctx.record_ids, ctx.epoch, ctx.seed
+                )
+            adjacent = adjacent[len(run) :]
         i = j
     return flow

@@ -8,22 +8,32 @@ the chunk's batches).
 
 Paths must produce the same fields, shapes and dtypes; a mismatch is a build-time
 :class:`PipelineBuildError`. Decisions must be deterministic functions of the
-records: put randomness in operators, whose keys follow the records.
+records: put randomness in operators, whose keys follow the records. The per-record
+choice and select are those of :mod:`datarax.operators.combine`, which
+:class:`~datarax.operators.CompositeOperator` uses too.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 
 from datarax.core.element import Element
 from datarax.core.errors import PipelineBuildError
+from datarax.core.identity import function_identity
 from datarax.dag.base import Node, Pair, TraceContext, as_node, lower_node, single
-from datarax.operators.base import spec_of
-from datarax.operators.element import function_identity
+from datarax.operators.base import Fields
+from datarax.operators.combine import (
+    check_same_outputs,
+    choose_path,
+    choose_per_record,
+    select_per_record,
+    single_choice,
+)
 
 
 class Switch(Node):
@@ -80,26 +90,7 @@ class Switch(Node):
     # -- decisions -----------------------------------------------------------------------
     def path_index(self, element: Element) -> jax.Array:
         """The chosen path's index for one record (or one batch)."""
-        value = jnp.asarray(self.selector(element))
-        if not jnp.issubdtype(value.dtype, jnp.integer) and value.dtype != bool:
-            raise PipelineBuildError(
-                "the selector must return an integer",
-                where=self.name,
-                expected="an int32 path index",
-                found=str(value.dtype),
-            )
-        return jnp.clip(value.astype(jnp.int32), 0, len(self.paths) - 1)
-
-    def _decide(self, element: Element, scope: str) -> jax.Array:
-        index = self.path_index(element)
-        if index.shape != ():
-            raise PipelineBuildError(
-                f"one decision per {scope} is needed",
-                where=self.name,
-                expected="a scalar",
-                found=f"shape {index.shape}",
-            )
-        return index
+        return choose_path(self.selector(element), len(self.paths), self.name)
 
     # -- lowering ------------------------------------------------------------------------
     def lower(self, flow: Any, ctx: TraceContext) -> Pair:
@@ -107,15 +98,11 @@ class Switch(Node):
         if self.per_batch:
             return self._lower_per_batch(data, states, ctx)
 
-        def decide(d, s, rid):
-            return self._decide(Element(d, s, {"record_id": rid}), "record")
-
-        index = jax.vmap(decide)(data, states, ctx.record_ids)
+        index = choose_per_record(self.path_index, data, states, ctx.record_ids, self.name)
         outs = [single(lower_node(p, (data, states), ctx), self.name) for p in self.paths]
-        self._check_alike(outs)
-        return jax.tree_util.tree_map(lambda *leaves: _select(index, leaves), *outs)
+        return select_per_record(index, outs, self.name)
 
-    def _lower_per_batch(self, data, states, ctx: TraceContext) -> Pair:
+    def _lower_per_batch(self, data: Fields, states: Fields, ctx: TraceContext) -> Pair:
         size = ctx.batch_size
         if size is None:
             raise PipelineBuildError(
@@ -128,31 +115,22 @@ class Switch(Node):
         split = lambda x: x.reshape(rows // size, size, *x.shape[1:])  # noqa: E731
         batched = jax.tree_util.tree_map(split, (data, states, ctx.record_ids, ctx.valid))
 
-        def one_batch(args):
+        def one_batch(args: tuple[Any, ...]) -> Pair:
             d, s, ids, valid = args
             meta = {"record_ids": ids, "epoch": ctx.epoch, "valid": valid}
-            index = self._decide(Element(d, s, meta), "batch")
+            index = single_choice(self.path_index(Element(d, s, meta)), "batch", self.name)
             sub = ctx.with_rows(ids, valid)
-            fns = [
-                lambda pair, p=p: single(lower_node(p, pair, sub), self.name) for p in self.paths
-            ]
-            self._check_alike([fn((d, s)) for fn in fns])  # traced only; XLA drops it
-            return jax.lax.switch(index, fns, (d, s))
+
+            def run_path(pair: Pair, path: Node) -> Pair:
+                return single(lower_node(path, pair, sub), self.name)
+
+            fns = [functools.partial(run_path, path=p) for p in self.paths]
+            # Traced only, to check the paths; XLA drops the unused outputs.
+            check_same_outputs([fn((d, s)) for fn in fns], self.name)
+            return cast(Pair, jax.lax.switch(index, fns, (d, s)))
 
         out = jax.lax.map(one_batch, batched)
-        return jax.tree_util.tree_map(lambda x: x.reshape(rows, *x.shape[2:]), out)
-
-    def _check_alike(self, outs: list[Pair]) -> None:
-        first = spec_of(outs[0])
-        for i, out in enumerate(outs[1:], start=1):
-            spec = spec_of(out)
-            if spec != first:
-                raise PipelineBuildError(
-                    "paths produce different outputs",
-                    where=self.name,
-                    expected=f"{_describe(first)} (as path 0)",
-                    found=f"{_describe(spec)} from path {i}",
-                )
+        return cast(Pair, jax.tree_util.tree_map(lambda x: x.reshape(rows, *x.shape[2:]), out))
 
     # -- description ---------------------------------------------------------------------
     def children(self) -> tuple[Node, ...]:
@@ -230,12 +208,3 @@ class Branch(Switch):
     def path_index(self, element: Element) -> jax.Array:
         value = jnp.asarray(self.selector(element))
         return jnp.where(value.astype(bool), 0, 1).astype(jnp.int32)
-
-
-def _select(index: jax.Array, leaves: Sequence[jax.Array]) -> jax.Array:
-    which = index.reshape(index.shape + (1,) * (leaves[0].ndim - 1))
-    return jax.lax.select_n(jnp.broadcast_to(which, leaves[0].shape), *leaves)
-
-
-def _describe(spec: tuple) -> str:
-    return ", ".join(f"{path}: {dtype}{list(shape)[1:]}" for path, shape, dtype in spec)

@@ -10,7 +10,8 @@ parameters (and the source, sampler and seed): changing a parameter with
 Everything before a cache must be a function of each record alone: a stochastic
 operator or a per-batch decision upstream is a build-time error. The cache holds
 derived data only; it is not part of the iterator's state (a restored iterator
-refills it, and the stream is the same either way).
+refills it, and the stream is the same either way). The node is a value; the rows
+live in a :class:`CacheStore` of the pipeline's runtime (:mod:`datarax.dag.runtime`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from datarax.core.config import check_int
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Node, TraceContext
 
@@ -41,21 +43,19 @@ class CacheNode(Node):
         Cache(10000)
     """
 
-    __slots__ = ("max_records", "store")
+    __slots__ = ("max_records",)
     max_records: int | None
-    store: CacheStore
 
     def __init__(self, max_records: int | None = None) -> None:
-        if max_records is not None and (
-            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records <= 0
-        ):
-            raise PipelineBuildError(
-                "invalid cache size",
-                where="CacheNode",
-                expected="a positive int or None (every record)",
-                found=repr(max_records),
-            )
-        self._init(max_records=max_records, store=CacheStore())
+        max_records = check_int(
+            max_records,
+            where="CacheNode",
+            minimum=1,
+            allow_none=True,
+            error=PipelineBuildError,
+            message="invalid cache size",
+        )
+        self._init(max_records=max_records)
 
     def lower(self, flow: Any, ctx: TraceContext) -> Any:
         raise PipelineBuildError(
@@ -143,7 +143,7 @@ class CacheStore:
             self.arrays = scatter_rows(self.arrays, row_slots, rows)
 
 
-def _scatter(arrays, slots, rows):
+def _scatter(arrays: Any, slots: jax.Array, rows: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, r: a.at[slots].set(r, mode="drop"), arrays, rows)
 
 

@@ -14,6 +14,8 @@ ids, masks) is taken from the first branch; ``fields=[...]`` names the combined
 fields instead. Axes count within a record: the batch axis is never touched.
 Branches must produce the same fields with the same dtypes and shapes (apart from
 the concatenation axis); anything else is a build-time :class:`PipelineBuildError`.
+The arithmetic is :func:`datarax.operators.combine.merge_outputs`, shared with
+:class:`~datarax.operators.CompositeOperator`.
 """
 
 from __future__ import annotations
@@ -21,15 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Fanout, Node, Pair, TraceContext, as_node, lower_node, single
-
-REDUCTIONS = ("mean", "sum", "max", "min", "weighted")
-STRATEGIES = (*REDUCTIONS, "concat", "stack")
+from datarax.operators.combine import MERGE_STRATEGIES, default_axis, merge_outputs
 
 
 class Parallel(Node):
@@ -122,14 +118,14 @@ class Merge(Node):
         fields: Sequence[str] | None = None,
         weights: Sequence[float] | None = None,
     ) -> None:
-        if strategy not in STRATEGIES:
+        if strategy not in MERGE_STRATEGIES:
             raise PipelineBuildError(
                 "unknown merge strategy",
                 where="Merge",
-                expected=f"one of {', '.join(STRATEGIES)}",
+                expected=f"one of {', '.join(MERGE_STRATEGIES)}",
                 found=repr(strategy),
             )
-        if axis is not None and strategy not in ("concat", "stack"):
+        if axis is not None and default_axis(strategy) is None:
             raise PipelineBuildError(
                 "axis applies only to concat and stack",
                 where=f"Merge({strategy})",
@@ -145,16 +141,29 @@ class Merge(Node):
             )
         if isinstance(fields, str):
             fields = (fields,)
-        default_axis = {"concat": -1, "stack": 0}.get(strategy)
         self._init(
             strategy=strategy,
-            axis=default_axis if axis is None else int(axis),
+            axis=default_axis(strategy) if axis is None else int(axis),
             fields=None if fields is None else tuple(fields),
             weights=None if weights is None else tuple(float(w) for w in weights),
         )
 
     def lower(self, flow: Any, ctx: TraceContext) -> Pair:
-        return merge_pairs(self, flow, self.weights)
+        if not isinstance(flow, Fanout):
+            raise PipelineBuildError(
+                "nothing to merge",
+                where=repr(self),
+                expected="the outputs of a Parallel node (a | b) before Merge",
+                found="a single batch",
+            )
+        return merge_outputs(
+            flow,
+            self.strategy,
+            axis=self.axis,
+            fields=self.fields,
+            weights=self.weights,
+            where=repr(self),
+        )
 
     def structure_key(self) -> Any:
         return ("merge", self.strategy, self.axis, self.fields, self.weights)
@@ -175,134 +184,3 @@ class Merge(Node):
         if self.weights is not None:
             extras.append(f"weights={list(self.weights)}")
         return f"Merge({', '.join([self.strategy, *extras])})"
-
-
-def merge_pairs(merge: Merge, flow: Any, weights: Any) -> Pair:
-    """Combine the branch outputs in ``flow`` as ``merge`` says.
-
-    ``weights`` may be traced values (learnable weights of a composite operator).
-    """
-    where = repr(merge)
-    if not isinstance(flow, Fanout):
-        raise PipelineBuildError(
-            "nothing to merge",
-            where=where,
-            expected="the outputs of a Parallel node (a | b) before Merge",
-            found="a single batch",
-        )
-    if weights is not None and len(weights) != len(flow):
-        raise PipelineBuildError(
-            "one weight per branch is needed",
-            where=where,
-            expected=f"{len(flow)} weights",
-            found=f"{len(weights)}",
-        )
-    data = _merge_fields(merge, [d for d, _ in flow], weights, where, "")
-    states = _merge_fields(merge, [s for _, s in flow], weights, where, "state:")
-    return data, states
-
-
-def _merge_fields(
-    merge: Merge, branches: list[dict], weights: Any, where: str, prefix: str
-) -> dict:
-    names = list(branches[0])
-    for i, branch in enumerate(branches[1:], start=1):
-        if list(branch) != names and sorted(branch) != sorted(names):
-            raise PipelineBuildError(
-                "branches produce different fields",
-                where=where,
-                expected=f"fields {sorted(names)} (as branch 0)",
-                found=f"{sorted(branch)} in branch {i}",
-            )
-    out = {}
-    for name in names:
-        values = [b[name] for b in branches]
-        if merge.fields is None or prefix:  # states always follow the default rule
-            combine = bool(jnp.issubdtype(values[0].dtype, jnp.inexact))
-        else:
-            combine = name in merge.fields
-        _check_alike(merge, values, f"{where}, field '{prefix}{name}'", combine)
-        out[name] = _combine(merge, values, weights) if combine else values[0]
-    if merge.fields is not None and not prefix:
-        missing = [f for f in merge.fields if f not in out]
-        if missing:
-            raise PipelineBuildError(
-                "unknown field to merge",
-                where=where,
-                expected=f"one of {sorted(out)}",
-                found=repr(missing[0]),
-            )
-    return out
-
-
-def _check_alike(merge: Merge, values: list, where: str, combined: bool) -> None:
-    first = values[0]
-    concat = combined and merge.strategy == "concat"
-    rank = first.ndim - 1  # the record's rank; axis 0 of the arrays is the batch
-    if combined and merge.strategy in ("concat", "stack"):
-        limit = rank if concat else rank + 1
-        axis = merge.axis
-        assert axis is not None
-        if limit == 0 or not -limit <= axis < limit:
-            raise PipelineBuildError(
-                f"axis out of range for {merge.strategy}",
-                where=where,
-                expected=f"-{limit} <= axis < {limit} for records of shape {first.shape[1:]}",
-                found=f"axis={axis}",
-            )
-    for i, value in enumerate(values[1:], start=1):
-        if value.dtype != first.dtype:
-            raise PipelineBuildError(
-                "branches produce different dtypes",
-                where=where,
-                expected=f"{first.dtype} (as branch 0)",
-                found=f"{value.dtype} in branch {i}",
-            )
-        shape_a, shape_b = list(first.shape[1:]), list(value.shape[1:])
-        if concat and len(shape_a) == len(shape_b):
-            assert merge.axis is not None
-            shape_a[merge.axis] = shape_b[merge.axis] = -1
-        if shape_a != shape_b:
-            raise PipelineBuildError(
-                "branches produce different shapes",
-                where=where,
-                expected=f"records of shape {tuple(first.shape[1:])} (as branch 0)"
-                + (" apart from the concat axis" if concat else ""),
-                found=f"{tuple(value.shape[1:])} in branch {i}",
-            )
-
-
-def _combine(merge: Merge, values: list, weights: Any) -> jax.Array:
-    strategy = merge.strategy
-    dtype = values[0].dtype
-    if strategy in ("mean", "weighted") and not jnp.issubdtype(dtype, jnp.inexact):
-        # Integer and boolean fields: combined in float32, rounded back to the dtype.
-        as_float = [v.astype(jnp.float32) for v in values]
-        return jnp.round(_combine(merge, as_float, weights)).astype(dtype)
-    if strategy in ("mean", "sum"):
-        total = values[0]
-        for v in values[1:]:
-            total = total + v
-        return total / np.asarray(len(values), dtype) if strategy == "mean" else total
-    if strategy == "max":
-        return _fold(jnp.maximum, values)
-    if strategy == "min":
-        return _fold(jnp.minimum, values)
-    if strategy == "weighted":
-        total = values[0] * jnp.asarray(weights[0], dtype)
-        for v, w in zip(values[1:], weights[1:], strict=True):
-            total = total + v * jnp.asarray(w, dtype)
-        return total
-    axis = merge.axis
-    assert axis is not None
-    batch_axis = axis + 1 if axis >= 0 else axis
-    if strategy == "concat":
-        return jnp.concatenate(values, axis=batch_axis)
-    return jnp.stack(values, axis=batch_axis)
-
-
-def _fold(fn, values: list) -> jax.Array:
-    out = values[0]
-    for v in values[1:]:
-        out = fn(out, v)
-    return out

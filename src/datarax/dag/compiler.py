@@ -1,6 +1,6 @@
 """Lowering a pipeline's device nodes into jitted pure functions.
 
-The operators are split into ``(graphdef, state)`` once; a compiled function takes
+The operators are split into ``(graphdef, state)``; a compiled function takes
 ``(state, inputs, index, record_ids, epoch, valid rows)`` and computes a chunk of
 rows (a whole number of batches of every stage) in one XLA dispatch. Cache nodes
 cut the device plane into segments: there is one function per segment it can start
@@ -8,21 +8,21 @@ at (the source, or any cache), each returning its final output and the values at
 the caches after its start (to be stored). A second small compiled function cuts
 the chunk's output into batches (kept apart from the main function: fused, XLA
 recomputes the chunk per slice). Shapes are fixed, so an epoch never recompiles.
+
+This module only builds functions; :mod:`datarax.dag.program` decides when, and
+keeps them.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.stages import Wrapped
 
 from datarax.dag.base import Node, TraceContext, lower_chain
 from datarax.dag.rebatch import RebatchNode
@@ -73,25 +73,29 @@ class DevicePlan:
         """Cache nodes in the plan."""
         return len(self.segments) - 1
 
-    def lower(self, operators: Any, flow: Any, ctx: TraceContext, start: int = 0):
-        """Run segments ``start..`` on ``flow``; returns (output, values at caches)."""
+    def lower(
+        self, operators: Any, flow: Any, ctx: TraceContext, segment: int = 0
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """Run segments ``segment..`` on ``flow``; returns (output, values at caches)."""
         ctx = TraceContext(
             record_ids=ctx.record_ids,
             epoch=ctx.epoch,
             seed=ctx.seed,
-            batch_size=self.batch_sizes[start],
+            batch_size=self.batch_sizes[segment],
             valid=ctx.valid,
             operators={id(o): m for o, m in zip(self.operators, operators, strict=True)},
         )
         cached = []
-        for j in range(start, len(self.segments)):
+        for j in range(segment, len(self.segments)):
             flow, ctx = _lower_segment(self.segments[j], flow, ctx)
             if j < len(self.segments) - 1:
                 cached.append(flow)
         return flow, tuple(cached)
 
 
-def _lower_segment(nodes, flow, ctx: TraceContext):
+def _lower_segment(
+    nodes: tuple[Node, ...], flow: Any, ctx: TraceContext
+) -> tuple[Any, TraceContext]:
     run: list[Node] = []
     for node in (*nodes, None):
         if node is None or isinstance(node, RebatchNode):
@@ -104,7 +108,7 @@ def _lower_segment(nodes, flow, ctx: TraceContext):
     return flow, ctx
 
 
-def module_parts(node: Any, out: list | None = None) -> list:
+def module_parts(node: Any, out: list[Any] | None = None) -> list[Any]:
     """Every object reachable through the attributes of NNX modules in ``node``.
 
     Variables are leaves (their values are read through them); anything else that
@@ -138,89 +142,21 @@ def module_parts(node: Any, out: list | None = None) -> list:
 _KINDS: dict[type, str] = {}
 
 
-def same_parts(a: list, b: list) -> bool:
+def same_parts(a: list[Any], b: list[Any]) -> bool:
     """Whether two :func:`module_parts` lists hold the same objects."""
     return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
 
 
-@dataclass(frozen=True)
-class ChunkProgram:
-    """The compiled functions for one chunk size, and the operator state they run with.
-
-    With a ``sharder`` and ``device_major`` the chunk's rows are laid out device by
-    device (each device holds its slice of every batch of the chunk), so the
-    computation runs on all devices at once and every batch comes out already split
-    over the mesh; without ``device_major`` the batches are computed on one device
-    and then placed (one copy per batch).
-    """
-
-    runs: tuple[Callable[..., Any], ...]
-    split: Callable[..., list[Any]] | None
-    state_leaves: tuple
-    rows: int
-    batch_size: int
-    gather: bool
-    gather_from: Any = None
-    sharder: Any = None
-    device_major: bool = False
-    assemble: Callable[[Any], Any] | None = None
-
-    @property
-    def batches_per_call(self) -> int:
-        """Output batches per call."""
-        return self.rows // self.batch_size
-
-    def arrange(self, ids: np.ndarray) -> np.ndarray:
-        """Record ids of a chunk in the order its rows are computed."""
-        if not self.device_major:
-            return ids
-        shards = self.sharder.data_size
-        k, b = self.rows // self.batch_size, self.batch_size // shards
-        return ids.reshape(k, shards, b).transpose(1, 0, 2).reshape(-1)
-
-    def __call__(
-        self,
-        start: int,
-        inputs: Any,
-        index: np.ndarray,
-        record_ids: np.ndarray,
-        epoch: int,
-        valid_rows: int,
-    ) -> tuple[list[Any], tuple]:
-        """Dispatch one chunk; returns (one output per batch, values at later caches)."""
-        if self.device_major:
-            rows = NamedSharding(self.sharder.mesh, P(self.sharder.data_axis))
-            if index is record_ids:  # reading the source: one transfer for both
-                index = record_ids = jax.device_put(record_ids, rows)
-            else:
-                index, record_ids = jax.device_put((index, record_ids), rows)
-            if not self.gather:
-                inputs = jax.device_put(inputs, rows)
-        out, cached = self.runs[start](
-            self.state_leaves, inputs, index, record_ids, np.uint32(epoch), np.int32(valid_rows)
-        )
-        if self.split is not None:
-            parts = self.split(out)
-        else:  # cut inside the run function, or a single batch
-            parts = out if isinstance(out, list) else [out]
-        if self.sharder is not None and not self.device_major:
-            parts = [self.sharder.shard(part) for part in parts]
-        if self.assemble is not None:  # this process's rows of each global batch
-            parts = [self.assemble(part) for part in parts]
-        return parts, cached
-
-
-@functools.lru_cache(maxsize=64)
 def build_run_fn(
     plan: DevicePlan,
     graphdef: Any,
     state_treedef: Any,
-    start: int,
+    segment: int,
     gather: bool,
     layout: DeviceMajor | None = None,
     parts: int = 1,
-) -> Callable:
-    """The jitted chunk function of one plan starting at segment ``start``.
+) -> Wrapped:
+    """The jitted chunk function of one plan starting at ``segment``.
 
     The operator state arrives as a flat tuple of leaves: flattening an ``nnx.State``
     on every call would cost more than a small batch's whole computation. With a
@@ -229,7 +165,14 @@ def build_run_fn(
     batch written once, in place), instead of by a second function copying them.
     """
 
-    def run(state_leaves, inputs, index, record_ids, epoch, valid_rows):
+    def run(
+        state_leaves: tuple[Any, ...],
+        inputs: Any,
+        index: jax.Array,
+        record_ids: jax.Array,
+        epoch: jax.Array,
+        valid_rows: jax.Array,
+    ) -> tuple[Any, tuple[Any, ...]]:
         state = jax.tree_util.tree_unflatten(state_treedef, state_leaves)
         operators = nnx.merge(graphdef, state)
         if gather:
@@ -240,7 +183,7 @@ def build_run_fn(
         if layout is not None:
             positions = layout.batch_major(positions)
         ctx = TraceContext(record_ids, epoch, plan.seed, None, positions < valid_rows, {})
-        out, cached = plan.lower(operators, inputs, ctx, start)
+        out, cached = plan.lower(operators, inputs, ctx, segment)
         if layout is not None:
             out = layout.sharder.constrain(
                 cut_device_major(out, parts, layout) if parts > 1 else out
@@ -252,7 +195,7 @@ def build_run_fn(
 
 @dataclass(frozen=True, eq=False)
 class DeviceMajor:
-    """Rows of a chunk ordered device by device (see :meth:`ChunkProgram.arrange`)."""
+    """Rows of a chunk ordered device by device (see ``Program.arrange``)."""
 
     sharder: Any
     batch_size: int
@@ -273,14 +216,15 @@ class DeviceMajor:
         b = self.batch_size // shards
         k = flat.shape[0] // self.batch_size
         device, batch, row = flat // (k * b), (flat // b) % k, flat % b
-        return batch * self.batch_size + device * b + row
+        out: jax.Array = batch * self.batch_size + device * b + row
+        return out
 
 
 def cut_device_major(chunk: Any, parts: int, layout: DeviceMajor) -> list[Any]:
     """The ``parts`` batches of a device-major chunk, each still split over the mesh."""
     shards = layout.sharder.data_size
 
-    def cut(x):
+    def cut(x: jax.Array) -> list[jax.Array]:
         grouped = x.reshape((shards, parts, x.shape[0] // (shards * parts), *x.shape[1:]))
         return [grouped[:, j].reshape((-1, *x.shape[1:])) for j in range(parts)]
 
@@ -291,11 +235,10 @@ def cut_device_major(chunk: Any, parts: int, layout: DeviceMajor) -> list[Any]:
     ]
 
 
-@functools.cache
-def split_fn(parts: int) -> Callable:
+def split_fn(parts: int) -> Callable[[Any], list[Any]]:
     """A jitted function cutting every leaf of a chunk into ``parts`` equal batches."""
 
-    def split(chunk):
+    def split(chunk: Any) -> list[Any]:
         pieces = jax.tree_util.tree_map(lambda x: jnp.split(x, parts, axis=0), chunk)
         return [
             jax.tree_util.tree_map(

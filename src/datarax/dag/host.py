@@ -1,17 +1,22 @@
-"""Host-plane nodes: where records come from, their order, batching and prefetching.
+"""Host-plane nodes: where records come from, their order, host operators, batching, prefetching.
 
 These nodes run before the compiled function: they decide which records enter each
-chunk and how far ahead the host works. They sit at the start of a pipeline
-(``PrefetchNode`` may be placed anywhere at its top level).
+chunk, what Python work is done on each record and how far ahead the host works.
+They sit at the start of a pipeline (``PrefetchNode`` may be placed anywhere at its
+top level). The machinery that runs them lives below, in :mod:`datarax.control`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from datarax.batching.default import DefaultBatcher, DefaultBatcherConfig
 from datarax.control.bad_records import BadRecordPolicy, as_policy
+from datarax.control.host_operator import HostFunction, RecordFn
 from datarax.control.workers import WorkerMode
+from datarax.core.config import check_int
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Node
 from datarax.samplers.base import Sampler
@@ -79,13 +84,13 @@ class DataSourceNode(Node):
                     found=type(source).__name__,
                 )
             source = SequenceSource(source)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise PipelineBuildError(
-                "invalid number of workers",
-                where="DataSourceNode",
-                expected="an int >= 0",
-                found=repr(workers),
-            )
+        workers = check_int(
+            workers,
+            where="DataSourceNode",
+            minimum=0,
+            error=PipelineBuildError,
+            message="invalid number of workers",
+        )
         if worker_mode not in ("thread", "process"):
             raise PipelineBuildError(
                 "unknown worker mode",
@@ -93,20 +98,21 @@ class DataSourceNode(Node):
                 expected="'thread' or 'process'",
                 found=repr(worker_mode),
             )
-        if shuffle and sampler is None and not getattr(source, "random_access", True):
+        if shuffle and sampler is None and not source.random_access:
             raise PipelineBuildError(
                 "a streaming source cannot be shuffled globally",
                 where=source.name,
                 expected="shuffle=False, then ShuffleNode(buffer_size) to shuffle in windows",
                 found="shuffle=True",
             )
-        if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs <= 0):
-            raise PipelineBuildError(
-                "invalid number of epochs",
-                where="DataSourceNode",
-                expected="a positive int or None",
-                found=repr(num_epochs),
-            )
+        num_epochs = check_int(
+            num_epochs,
+            where="DataSourceNode",
+            minimum=1,
+            allow_none=True,
+            error=PipelineBuildError,
+            message="invalid number of epochs",
+        )
         if sampler is None:
             sampler = (
                 ShuffleSampler(ShuffleSamplerConfig(num_records=len(source), seed=seed))
@@ -256,17 +262,96 @@ class PrefetchNode(Node):
     buffer_size: int
 
     def __init__(self, buffer_size: int = 2) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
-            raise PipelineBuildError(
-                "invalid prefetch depth",
-                where="PrefetchNode",
-                expected="an int >= 0",
-                found=repr(buffer_size),
-            )
-        self._init(buffer_size=buffer_size)
+        depth = check_prefetch(buffer_size, "PrefetchNode")
+        self._init(buffer_size=depth)
 
     def __repr__(self) -> str:
         return f"Prefetch({self.buffer_size})"
 
     def fingerprint(self) -> dict[str, Any]:
         return {"type": self.name}
+
+
+def check_prefetch(depth: Any, where: str) -> int:
+    """A prefetch depth: an int >= 0 (a :class:`PipelineBuildError` otherwise)."""
+    return check_int(
+        depth, where=where, minimum=0, error=PipelineBuildError, message="invalid prefetch depth"
+    )
+
+
+class HostOperator(Node):
+    """Applies ``fn`` to every record on the host plane, before batching.
+
+    Runs on the pipeline's worker pool (``from_source(..., workers=n)``); the
+    result never depends on the number of workers or the order they finish in.
+
+    Args:
+        fn: ``fn(record) -> record`` (dicts of field name to NumPy array), or with
+            ``stochastic=True`` ``fn(record, rng)`` where ``rng`` is a
+            ``numpy.random.Generator`` seeded from (pipeline seed, ``stream_name``,
+            epoch, record id). To run on worker *processes* ``fn`` must be picklable
+            (a module-level function or a picklable callable object).
+        stochastic: Pass a per-record random generator.
+        stream_name: Names the random stream (default: the function's name).
+        name: Shown in descriptions and errors (default: the function's name).
+
+    Example:
+        >>> import numpy as np
+        >>> from datarax import from_source
+        >>> from datarax.sources import MemorySource, MemorySourceConfig
+        >>> src = MemorySource(MemorySourceConfig(placement="host"), data={"x": np.arange(4)})
+        >>> double = HostOperator(lambda r: {"x": r["x"] * 2, "odd": r["x"] % 2})
+        >>> [b["x"].tolist() for b in from_source(src, 2) >> double]
+        [[0, 2], [4, 6]]
+    """
+
+    __slots__ = ("function",)
+    device = False
+    function: HostFunction
+
+    def __init__(
+        self,
+        fn: RecordFn,
+        *,
+        stochastic: bool = False,
+        stream_name: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise PipelineBuildError(
+                "not a function",
+                where="HostOperator",
+                expected="a callable record -> record",
+                found=type(fn).__name__,
+            )
+        function = HostFunction(fn, stochastic, stream_name or "", name or "")
+        self._init(function=function)
+
+    @property
+    def fn(self) -> RecordFn:
+        """The record function."""
+        return self.function.fn
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether ``fn`` receives a per-record generator."""
+        return self.function.stochastic
+
+    @property
+    def stream_name(self) -> str:
+        """The random stream's name."""
+        return self.function.stream_name
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def rng(self, seed: int, epoch: int, record_id: int) -> np.random.Generator:
+        """The generator ``fn`` gets for one record of one epoch."""
+        return self.function.rng(seed, epoch, record_id)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.function.fingerprint()

@@ -6,7 +6,7 @@ pipelines built from one base are independent. A chain that starts with a
 :class:`~datarax.dag.pipeline.Pipeline` and can be iterated.
 
 Host plane (before the compiled function): :class:`DataSourceNode`,
-:class:`BatchNode`, :class:`ShuffleNode`, :class:`PrefetchNode`.
+:class:`BatchNode`, :class:`ShuffleNode`, :class:`HostOperator`, :class:`PrefetchNode`.
 Device plane (inside it): :class:`OperatorNode`, :class:`Sequential`,
 :class:`Parallel`, :class:`Merge`, :class:`Branch`, :class:`Switch`,
 :class:`CacheNode`, :class:`RebatchNode`.
@@ -25,7 +25,7 @@ from datarax.dag.base import Node, OperatorNode, Sequential
 from datarax.dag.branch import Branch, Switch
 from datarax.dag.cache import CacheNode
 from datarax.dag.combine import Merge, Parallel
-from datarax.dag.host import BatchNode, DataSourceNode, PrefetchNode, ShuffleNode
+from datarax.dag.host import BatchNode, DataSourceNode, HostOperator, PrefetchNode, ShuffleNode
 from datarax.dag.rebatch import RebatchNode
 from datarax.dag.sharder import SharderNode
 
@@ -34,6 +34,7 @@ __all__ = [
     "Branch",
     "CacheNode",
     "DataSourceNode",
+    "HostOperator",
     "Merge",
     "Node",
     "OperatorNode",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datarax.core.config import check_int
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Node, TraceContext
 
@@ -34,18 +35,14 @@ class RebatchNode(Node):
     drop_remainder: bool
 
     def __init__(self, target_batch_size: int, *, drop_remainder: bool = False) -> None:
-        if (
-            isinstance(target_batch_size, bool)
-            or not isinstance(target_batch_size, int)
-            or target_batch_size <= 0
-        ):
-            raise PipelineBuildError(
-                "invalid batch size",
-                where="RebatchNode",
-                expected="a positive int",
-                found=repr(target_batch_size),
-            )
-        self._init(target_batch_size=target_batch_size, drop_remainder=bool(drop_remainder))
+        size = check_int(
+            target_batch_size,
+            where="RebatchNode",
+            minimum=1,
+            error=PipelineBuildError,
+            message="invalid batch size",
+        )
+        self._init(target_batch_size=size, drop_remainder=bool(drop_remainder))
 
     def lower(self, flow: Any, ctx: TraceContext) -> Any:
         raise PipelineBuildError(

@@ -7,8 +7,9 @@ branches fanning out to their ``Merge`` and ``Branch`` paths joining again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -18,7 +19,11 @@ from datarax.dag.base import Fanout, Node, OperatorNode, Sequential
 from datarax.dag.branch import Branch, Switch
 from datarax.dag.cache import CacheNode
 from datarax.dag.combine import Merge, Parallel
+from datarax.dag.inference import infer_spec
 from datarax.dag.rebatch import RebatchNode
+
+if TYPE_CHECKING:
+    from datarax.dag.pipeline import Pipeline
 
 
 class VisualisationError(DataraxError, ImportError):
@@ -48,7 +53,7 @@ class Graph:
         return vid
 
 
-def build_graph(pipeline) -> Graph:
+def build_graph(pipeline: Pipeline) -> Graph:
     """The pipeline as a graph of vertices and edges."""
     graph = Graph()
     tail = [(graph.add(repr(pipeline.source_node), "source", []), "")]
@@ -98,13 +103,11 @@ def _nonempty(node: Node) -> bool:
 
 
 # -- text --------------------------------------------------------------------------------
-def describe(pipeline) -> str:
+def describe(pipeline: Pipeline) -> str:
     """One line per node: its name, and the fields it outputs per record."""
-    from datarax.dag.pipeline import infer_spec
-
     seed = pipeline.source_node.seed
     lines = [f"Pipeline {pipeline.fingerprint_digest()}"]
-    source_spec: tuple[dict, dict] = (dict(pipeline.source.element_spec()), {})
+    source_spec: tuple[dict[str, Any], dict[str, Any]] = (dict(pipeline.source.element_spec()), {})
     lines.append(_line(0, repr(pipeline.source_node), source_spec))
     size = pipeline.batch_node.batch_size
     for node in pipeline.nodes[1:]:
@@ -124,7 +127,16 @@ def describe(pipeline) -> str:
     return "\n".join(lines)
 
 
-def _describe_node(lines, node, spec, size, seed, depth, infer, prefix="") -> Any:
+def _describe_node(
+    lines: list[str],
+    node: Node,
+    spec: Any,
+    size: int,
+    seed: int,
+    depth: int,
+    infer: Callable[[Node, Any, int, int], Any],
+    prefix: str = "",
+) -> Any:
     out = infer(node, spec, size, seed)
     if isinstance(node, Sequential) and node.nodes:
         for child in node.nodes:
@@ -191,7 +203,7 @@ _MERMAID_SHAPES = {
 }
 
 
-def to_mermaid(pipeline) -> str:
+def to_mermaid(pipeline: Pipeline) -> str:
     """A Mermaid ``flowchart TD`` of the pipeline."""
     graph = build_graph(pipeline)
     lines = ["flowchart TD"]
@@ -215,7 +227,7 @@ _DOT_SHAPES = {
 }
 
 
-def to_dot(pipeline) -> str:
+def to_dot(pipeline: Pipeline) -> str:
     """The pipeline in Graphviz DOT (``dot -Tpng`` draws it)."""
     graph = build_graph(pipeline)
     lines = ["digraph pipeline {", "    rankdir=TB;", '    node [fontname="Helvetica"];']
@@ -263,7 +275,7 @@ def layout(graph: Graph) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def plot(pipeline, path: str) -> None:
+def plot(pipeline: Pipeline, path: str) -> None:
     """Draw the pipeline's graph into a PNG file at ``path``."""
     try:
         import matplotlib

@@ -1,7 +1,10 @@
-"""Several devices and several processes: meshes, data-parallel helpers, a launcher."""
+"""Several devices and several processes: meshes, data-parallel helpers, a launcher.
 
-from datarax.distributed.mesh import DeviceMesh, as_mesh
+``DeviceMesh`` and ``as_mesh`` live in :mod:`datarax.sharding` and are re-exported here.
+"""
+
 from datarax.distributed.parallel import DataParallel
 from datarax.distributed.runtime import initialize
+from datarax.sharding.mesh import DeviceMesh, as_mesh
 
 __all__ = ["DataParallel", "DeviceMesh", "as_mesh", "initialize"]

@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from datarax.distributed.mesh import DeviceMesh
+from datarax.dag.sharder import SharderNode
+from datarax.sharding.array import ArraySharder
+from datarax.sharding.mesh import DeviceMesh
 
 
 class DataParallel:
     """Helpers for data-parallel training on a mesh.
 
     Args:
-        mesh: A ``jax.sharding.Mesh`` or :class:`DeviceMesh`.
+        mesh: A ``jax.sharding.Mesh`` (``Auto`` or ``Explicit`` axes, e.g. from
+            ``jax.make_mesh``) or :class:`~datarax.sharding.DeviceMesh`.
         data_axis: The mesh axis the batch is split over.
 
     Example:
@@ -26,19 +30,15 @@ class DataParallel:
     """
 
     def __init__(self, mesh: Mesh | DeviceMesh, data_axis: str = "data") -> None:
-        from datarax.sharding.array import ArraySharder
-
         self.sharder = ArraySharder(mesh, data_axis)
 
     @property
     def mesh(self) -> Mesh:
-        """The mesh."""
-        return self.sharder.mesh
+        """The mesh batches and copies are placed on (the one given)."""
+        return self.sharder.output_mesh
 
     def pipeline(self, pipeline: Any) -> Any:
         """``pipeline`` with its batches split over the data axis."""
-        from datarax.dag.sharder import SharderNode
-
         return pipeline >> SharderNode(self.sharder)
 
     def shard_batch(self, batch: Any) -> Any:
@@ -47,4 +47,4 @@ class DataParallel:
 
     def replicate(self, tree: Any) -> Any:
         """A copy of ``tree`` (parameters, optimizer state) on every device of the mesh."""
-        return jax.device_put(tree, self.sharder.replicated())
+        return jax.device_put(tree, NamedSharding(self.mesh, P()))

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import mmap
 import os
@@ -29,6 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from datarax.core.exit import FILES, at_exit
 
 #: (path, [(field, shape, dtype string, offset)], total bytes): enough to attach.
 Handle = tuple[str, list[tuple[str, tuple[int, ...], str, int]], int]
@@ -108,7 +109,9 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-@atexit.register
 def _remove_all() -> None:
     for path in list(_OWNED):
         _remove(path)
+
+
+at_exit(_remove_all, stage=FILES)

@@ -130,6 +130,39 @@ class Operator(DataraxModule, abc.ABC):
             )
 
 
+def apply_in_order(
+    operators: Sequence[Operator],
+    data: Fields,
+    states: Fields,
+    record_ids: jax.Array,
+    epoch: jax.Array,
+    seed: int,
+) -> tuple[Fields, Fields]:
+    """Apply ``operators`` one after another, each with its own per-record keys.
+
+    Adjacent operators of one fusion group run as one, through ``apply_fused`` of
+    the first (see :meth:`Operator.fusion_group`), as they do in a pipeline.
+    """
+    for run in fusion_runs(operators):
+        data, states = type(run[0]).apply_fused(run, data, states, record_ids, epoch, seed)
+    return data, states
+
+
+def fusion_runs(operators: Sequence[Operator]) -> list[list[Operator]]:
+    """``operators`` cut into runs of adjacent ones that share a non-``None`` fusion group.
+
+    An operator whose group is ``None`` is a run of its own.
+    """
+    runs: list[list[Operator]] = []
+    for op in operators:
+        group = op.fusion_group()
+        if runs and group is not None and runs[-1][0].fusion_group() == group:
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs
+
+
 class _SpecMemo(dict):
     """Output specs seen per input spec.
 

@@ -1,7 +1,8 @@
 """`CompositeOperator`: several operators combined into one, by a strategy.
 
-The strategies are built from the DAG's own nodes, so a composite runs exactly as
-the equivalent graph would:
+Each strategy computes what the equivalent DAG graph does, with the same functions
+(:mod:`datarax.operators.combine`), and every operator keeps the per-record keys it
+has when it runs alone:
 
 - ``"sequential"``: one after another (``a >> b``);
 - ``"parallel"``: each on the same input, outputs joined by ``merge``
@@ -10,7 +11,8 @@ the equivalent graph would:
   (``"mean"``, ``"sum"``, ``"max"``, ``"min"``);
 - ``"merging"``: a weighted sum of the outputs, ``sum(w_i * out_i)``; with
   ``learnable_weights`` the weights are an ``nnx.Param`` that gradients reach;
-- ``"branching"``: each record goes through the operator ``router(element)`` picks.
+- ``"branching"``: each record goes through the operator ``router(element)`` picks
+  (``Switch(router, ...)``).
 
 Example:
     >>> import jax.numpy as jnp
@@ -37,8 +39,14 @@ from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError
-from datarax.operators.base import Fields, Operator
-from datarax.operators.element import function_identity
+from datarax.core.identity import function_identity
+from datarax.operators.base import Fields, Operator, apply_in_order
+from datarax.operators.combine import (
+    choose_path,
+    choose_per_record,
+    merge_outputs,
+    select_per_record,
+)
 
 STRATEGIES = ("sequential", "parallel", "ensemble", "merging", "branching")
 _PARALLEL_MERGES = ("concat", "stack")
@@ -153,39 +161,35 @@ class CompositeOperator(Operator):
             kind = nnx.Param if config.learnable_weights else nnx.Variable
             self.weights: nnx.Variable = kind(jnp.asarray(weights, jnp.float32))
 
-    def graph(self):
-        """The DAG node this composite runs (built from its current operators)."""
-        from datarax.dag.base import OperatorNode, Sequential
-        from datarax.dag.branch import Switch
-        from datarax.dag.combine import Merge, Parallel
-
-        nodes = [OperatorNode(op) for op in self.operators]
-        strategy, cfg = self.config.strategy, self.config
-        if strategy == "sequential":
-            return Sequential(nodes)
-        if strategy == "branching":
-            assert cfg.router is not None
-            return Switch(cfg.router, nodes)
-        merge = {
-            "parallel": lambda: Merge(cfg.merge, axis=cfg.axis, fields=cfg.fields),
-            "ensemble": lambda: Merge(cfg.reduction, fields=cfg.fields),
-            "merging": lambda: Merge("weighted", fields=cfg.fields, weights=[0.0] * len(nodes)),
-        }[strategy]()
-        return Sequential([Parallel(nodes), merge])
-
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
     ) -> tuple[Fields, Fields]:
-        from datarax.dag.base import TraceContext, lower_node
-        from datarax.dag.combine import merge_pairs
+        # The types a pipeline passes, so each operator sees what it sees in a graph.
+        record_ids = jnp.asarray(record_ids, jnp.int32)
+        epoch, seed = jnp.asarray(epoch, jnp.uint32), int(seed)
+        ops, cfg = list(self.operators), self.config
+        if cfg.strategy == "sequential":
+            return apply_in_order(ops, data, states, record_ids, epoch, seed)
+        if cfg.strategy == "branching":
+            router = cfg.router
+            assert router is not None
 
-        ctx = TraceContext.for_rows(record_ids, epoch, seed)
-        graph = self.graph()
-        if self.config.strategy != "merging":
-            return lower_node(graph, (data, states), ctx)
-        parallel, merge = graph.nodes
-        outputs = lower_node(parallel, (data, states), ctx)
-        return merge_pairs(merge, outputs, self.weights[...])
+            def index_of(element):
+                return choose_path(router(element), len(ops), self.name)
+
+            index = choose_per_record(index_of, data, states, record_ids, self.name)
+            outputs = [op.apply_batch(data, states, record_ids, epoch, seed) for op in ops]
+            return select_per_record(index, outputs, self.name)
+        outputs = [op.apply_batch(data, states, record_ids, epoch, seed) for op in ops]
+        if cfg.strategy == "parallel":
+            return merge_outputs(
+                outputs, cfg.merge, axis=cfg.axis, fields=cfg.fields, where=self.name
+            )
+        if cfg.strategy == "ensemble":
+            return merge_outputs(outputs, cfg.reduction, fields=cfg.fields, where=self.name)
+        return merge_outputs(
+            outputs, "weighted", fields=cfg.fields, weights=self.weights[...], where=self.name
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         cfg = self.config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from flax import nnx
 from datarax.core.config import Config
 from datarax.core.element import Element
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
+from datarax.core.identity import function_identity
 from datarax.operators.base import Fields, Operator, spec_of
 
 ElementFn = Callable[..., Element]
@@ -92,7 +92,7 @@ class ElementOperator(Operator):
             name=name or _default_name(fn, type(self)),
         )
         self.fn = fn
-        takes_key = True if fn is None else _accepts_key(fn, self.name)
+        takes_key = True if fn is None else accepts_key(fn, self.name)
         self._pass_key = config.stochastic if takes_key is None else takes_key
         if config.stochastic and not self._pass_key:
             raise OperatorError(
@@ -156,7 +156,7 @@ class ElementOperator(Operator):
         return out
 
 
-def _accepts_key(fn: Callable, where: str) -> bool | None:
+def accepts_key(fn: Callable, where: str) -> bool | None:
     """Whether ``fn`` takes a key argument; ``None`` when its signature cannot tell.
 
     Callables taking ``*args`` (NumPy-style ufuncs, for example) or without an
@@ -184,26 +184,3 @@ def _accepts_key(fn: Callable, where: str) -> bool | None:
 def _default_name(fn: Callable | None, cls: type) -> str:
     name = getattr(fn, "__name__", None)
     return cls.__name__ if name in (None, "<lambda>") else f"{cls.__name__}({name})"
-
-
-def function_identity(fn: Callable) -> str:
-    """A name and a digest of the code of ``fn``, equal in every process.
-
-    Two pipelines whose functions differ in code (two lambdas, say) get different
-    fingerprints, so a saved state is never restored into the wrong pipeline.
-    """
-    name = getattr(fn, "__qualname__", type(fn).__name__)
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return name
-    return f"{name}:{_code_digest(code)}"
-
-
-def _code_digest(code: Any) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    h.update(code.co_code)
-    h.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        # Nested code objects repr with their address; hash their contents instead.
-        h.update(_code_digest(const).encode() if inspect.iscode(const) else repr(const).encode())
-    return h.hexdigest()

@@ -11,13 +11,9 @@ from flax import nnx
 
 from datarax.core.element import Element
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
+from datarax.core.identity import function_identity
 from datarax.core.rng import stream_id
-from datarax.operators.element import (
-    ElementOperator,
-    ElementOperatorConfig,
-    _accepts_key,
-    function_identity,
-)
+from datarax.operators.element import ElementOperator, ElementOperatorConfig, accepts_key
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ class MapOperator(ElementOperator):
     ) -> None:
         self.require_config(config)
         self.leaf_fn = fn
-        takes_key = _accepts_key(fn, name or "MapOperator")
+        takes_key = accepts_key(fn, name or "MapOperator")
         self._leaf_takes_key = config.stochastic if takes_key is None else takes_key
         super().__init__(config, fn=None, rngs=rngs, name=name or _map_name(fn))
         if config.stochastic and not self._leaf_takes_key:

@@ -39,7 +39,9 @@ class EpochAwareSampler(DataraxModule):
     config_type = EpochAwareSamplerConfig
     config: EpochAwareSamplerConfig
 
-    def __init__(self, config: EpochAwareSamplerConfig, sampler: Sampler, *, name=None) -> None:
+    def __init__(
+        self, config: EpochAwareSamplerConfig, sampler: Sampler, *, name: str | None = None
+    ) -> None:
         super().__init__(config, name=name)
         self.sampler = sampler
         self.epoch = 0

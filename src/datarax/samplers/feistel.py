@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +95,7 @@ class FeistelPermutation:
         return _swap_pairs(jnp, y, jnp.uint32(self.swap_key), size).astype(jnp.int32)
 
 
-def _mix32(xp, x, key):
+def _mix32(xp: Any, x: Any, key: Any) -> Any:
     # murmur3's finaliser of (x ^ key): full avalanche, so small halves stay well mixed.
     x = x ^ key
     x = x ^ (x >> xp.uint32(16))
@@ -103,7 +105,7 @@ def _mix32(xp, x, key):
     return x ^ (x >> xp.uint32(16))
 
 
-def _swap_pairs(xp, y, key, size):
+def _swap_pairs(xp: Any, y: Any, key: Any, size: Any) -> Any:
     """Swap the values ``2i`` and ``2i + 1`` (both below ``size``) when a keyed bit of ``i`` is set.
 
     Every round of a Feistel network on halves of two bits or more is an even
@@ -116,7 +118,7 @@ def _swap_pairs(xp, y, key, size):
     return xp.where(flip & (partner < size), partner, y)
 
 
-def _encrypt(xp, x, round_keys, half_bits):
+def _encrypt(xp: Any, x: Any, round_keys: Any, half_bits: int) -> Any:
     shift = xp.uint32(half_bits)
     mask = xp.uint32((1 << half_bits) - 1)
     left, right = x >> shift, x & mask

@@ -21,9 +21,9 @@ from jax.sharding import PartitionSpec as P
 
 from datarax.core.config import Config, require_positive
 from datarax.core.errors import ConfigError, PipelineBuildError
-from datarax.distributed.mesh import DeviceMesh, as_mesh
 from datarax.samplers.base import Sampler
 from datarax.sharding.array import ArraySharder
+from datarax.sharding.mesh import DeviceMesh, as_mesh
 
 
 class JaxProcessSharder(ArraySharder):
@@ -39,7 +39,9 @@ class JaxProcessSharder(ArraySharder):
     """
 
     def __init__(self, mesh: Mesh | DeviceMesh | None = None, data_axis: str = "data") -> None:
-        mesh = as_mesh(mesh if mesh is not None else DeviceMesh({data_axis: -1}))
+        if mesh is None:
+            mesh = DeviceMesh({data_axis: -1})
+        mesh = as_mesh(mesh, "JaxProcessSharder")
         super().__init__(mesh, data_axis)
         others = {name: size for name, size in mesh.shape.items() if name != data_axis}
         if any(size > 1 for size in others.values()):
@@ -63,7 +65,13 @@ class JaxProcessSharder(ArraySharder):
                 expected="mesh devices grouped by process (jax.devices() order)",
                 found=[d.process_index for d in devices],
             )
-        self.local = ArraySharder(Mesh(np.asarray(local, dtype=object), (data_axis,)), data_axis)
+        # One process computes on the whole mesh; several each on their own devices,
+        # and their rows are assembled into arrays on the whole mesh (`assemble`).
+        self.local = (
+            ArraySharder(Mesh(np.asarray(local, dtype=object), (data_axis,)), data_axis)
+            if self.num_processes > 1
+            else ArraySharder(mesh, data_axis)
+        )
 
     @property
     def multi_process(self) -> bool:
@@ -86,16 +94,17 @@ class JaxProcessSharder(ArraySharder):
         if not self.multi_process:
             return tree
 
-        def one(leaf):
+        rows = NamedSharding(self.output_mesh, P(self.data_axis))
+
+        def one(leaf: jax.Array) -> jax.Array:
             shape = (batch_size, *leaf.shape[1:])
             shards = sorted(leaf.addressable_shards, key=lambda s: s.index[0].start or 0)
-            return jax.make_array_from_single_device_arrays(
-                shape, NamedSharding(self.mesh, P(self.data_axis)), [s.data for s in shards]
-            )
+            return jax.make_array_from_single_device_arrays(shape, rows, [s.data for s in shards])
 
         return jax.tree_util.tree_map(one, tree)
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
+        """What identifies this placement (for compiled-code caches)."""
         return (*super().key(), "process", self.num_processes, self.process_index)
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ from datarax.sources.hf import (
     HFStreamingSourceConfig,
 )
 from datarax.sources.memory import MemorySource, MemorySourceConfig
-from datarax.sources.mixed import MixedSource, MixedSourceConfig
+from datarax.sources.mixed import MixedRecordSource, MixedSource, MixedSourceConfig
 from datarax.sources.record import RecordSource, SequenceSource, StreamingSource
 from datarax.sources.synthetic import synthetic_images
 from datarax.sources.tfds import (
@@ -34,6 +34,7 @@ __all__ = [
     "HFStreamingSourceConfig",
     "MemorySource",
     "MemorySourceConfig",
+    "MixedRecordSource",
     "MixedSource",
     "MixedSourceConfig",
     "RecordSource",

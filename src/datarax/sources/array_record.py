@@ -35,10 +35,11 @@ import jax
 import numpy as np
 
 from datarax.core.config import Config
-from datarax.core.errors import ConfigError, DataraxError, SourceError
+from datarax.core.errors import ConfigError, DataraxError, SourceError, relocated
 from datarax.core.optional import require
+from datarax.sources.base import callable_name, check_indices, empty_source_error
 from datarax.sources.codec import decode_record, decode_records, encode_record
-from datarax.sources.record import Decoder, RecordSource, _callable_name
+from datarax.sources.record import Decoder, RecordSource
 
 PathLike = str | os.PathLike[str]
 
@@ -167,19 +168,14 @@ class ArrayRecordSource(RecordSource):
 
     def element_spec(self) -> dict[str, jax.ShapeDtypeStruct]:
         if len(self) == 0:
-            raise SourceError(
-                "the source is empty",
-                where=self.name,
-                expected="at least one record",
-                found=f"0 records in {', '.join(self._files)}",
-            )
+            raise empty_source_error(self.name, found=f"0 records in {', '.join(self._files)}")
         return super().element_spec()
 
     def read_records(self, indices: np.ndarray) -> list[bytes]:
         """The raw bytes of the records at ``indices`` (global over all files), in order."""
         index = np.asarray(indices, dtype=np.int64).reshape(-1)
         starts = self._file_starts()
-        self._check_range(index, int(starts[-1]))
+        check_indices(index, int(starts[-1]), where=self.name)
         file_of = np.searchsorted(starts, index, side="right") - 1
         out: list[bytes] = [b""] * index.size
         for f in np.unique(file_of).tolist():
@@ -195,12 +191,12 @@ class ArrayRecordSource(RecordSource):
         try:
             value = self._record_decoder(raw)
         except DataraxError as exc:
-            raise _relocated(exc, where) from exc
+            raise relocated(exc, f"{where}, {exc.where}" if exc.where else where) from exc
         except Exception as exc:  # a user's decoder: say which record it failed on
             raise SourceError(
                 "the decoder failed",
                 where=where,
-                expected=f"{_callable_name(self._record_decoder)} to return a dict of arrays",
+                expected=f"{callable_name(self._record_decoder)} to return a dict of arrays",
                 found=f"{type(exc).__name__}: {exc}",
             ) from exc
         return super().decode(value, index)
@@ -216,7 +212,7 @@ class ArrayRecordSource(RecordSource):
         files = [[os.path.basename(f), os.path.getsize(f)] for f in self._files]
         return {
             **super().fingerprint(),
-            "decoder": _callable_name(self._record_decoder),
+            "decoder": callable_name(self._record_decoder),
             "files": files,
         }
 
@@ -265,16 +261,6 @@ class ArrayRecordSource(RecordSource):
                 expected="an intact ArrayRecord record",
                 found=str(error) or "an unreadable record",
             ) from error
-
-    def _check_range(self, index: np.ndarray, n: int) -> None:
-        bad = (index < 0) | (index >= n)
-        if bad.any():
-            raise SourceError(
-                "record index out of range",
-                where=self.name,
-                expected=f"indices in [0, {n})",
-                found=f"index {int(index[np.argmax(bad)])}",
-            )
 
 
 def write_array_record(
@@ -378,7 +364,7 @@ def _encode(record: Any, where: str, compress: Collection[str], level: int) -> b
         return encode_record(record, compress=compress, level=level)
     except DataraxError as exc:
         field = (exc.where or "").removeprefix("encode_record").lstrip(", ")
-        raise _relocated(exc, f"{where}, {field}" if field else where, keep_place=False) from exc
+        raise relocated(exc, f"{where}, {field}" if field else where) from exc
 
 
 def _close(writer: Any, where: str) -> None:
@@ -516,9 +502,3 @@ def _check_reader_options(options: Any, where: str) -> None:
                 expected=f"key:value with a key among {', '.join(_READER_OPTIONS)}",
                 found=repr(option),
             )
-
-
-def _relocated(exc: DataraxError, where: str, *, keep_place: bool = True) -> DataraxError:
-    """The same error (class, message parts) located at ``where`` (then its own place)."""
-    place = f"{where}, {exc.where}" if exc.where and keep_place else where
-    return type(exc)(exc.what, where=place, expected=exc.expected, found=exc.found, hint=exc.hint)

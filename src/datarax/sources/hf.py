@@ -28,9 +28,10 @@ import jax
 import numpy as np
 
 from datarax.core.config import Config, require_names, require_positive
+from datarax.core.dtypes import narrow_dtype, narrowed
 from datarax.core.errors import ConfigError, SchemaError, SourceError
 from datarax.core.optional import require
-from datarax.sources.base import DataSource
+from datarax.sources.base import DataSource, check_indices, empty_source_error, select_columns
 from datarax.sources.record import Decoder, StreamingSource
 
 # Rows converted from Arrow at a time while streaming: large enough that conversion
@@ -105,14 +106,9 @@ class HFSource(DataSource, pytree=False):
     def __init__(self, config: HFSourceConfig, *, dataset: Any, name: str | None = None) -> None:
         super().__init__(config, name=name)
         dataset = _random_access(dataset, config.split, self.name)
-        self._columns = _selected(config.columns, dataset.column_names, self.name)
+        self._columns = select_columns(config.columns, dataset.column_names, where=self.name)
         if len(dataset) == 0:
-            raise SourceError(
-                "the source is empty",
-                where=self.name,
-                expected="at least one record",
-                found="0 records",
-            )
+            raise empty_source_error(self.name)
         self._dataset = dataset
         self._length = len(dataset)
         self._arrays: _ArrowColumns | None = _ArrowColumns(dataset, self._columns, self.name)
@@ -132,19 +128,13 @@ class HFSource(DataSource, pytree=False):
                 fit in 32 bits (the error names the record and the field).
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self._length):
-            raise SourceError(
-                "record index out of range",
-                where=self.name,
-                expected=f"indices in [0, {self._length})",
-                found=f"indices in [{indices.min()}, {indices.max()}]",
-            )
+        check_indices(indices, self._length, where=self.name)
         if self._arrays is None:  # unpickled: views of the Arrow buffers are rebuilt here
             self._arrays = _ArrowColumns(self._dataset, self._columns, self.name)
         raw = self._arrays.gather(indices)
         return {
-            field: _narrowed(raw[field], spec.dtype, indices, f"{self.name}, field '{field}'")
-            for field, spec in self._spec.items()
+            field: narrowed(raw[field], where=f"{self.name}, field '{field}'", records=indices)
+            for field in self._spec
         }
 
     def fingerprint(self) -> dict[str, Any]:
@@ -236,7 +226,7 @@ class HFStreamingSource(StreamingSource):
         available = dataset.column_names
         columns = config.columns
         if available is not None:
-            columns = _selected(columns, available, where)
+            columns = select_columns(columns, available, where=where)
             if decoder is None and dataset.features is not None:
                 schema = dataset.features.arrow_schema
                 for column in columns:
@@ -319,21 +309,6 @@ def _one_split(dataset: Any, split: str | None, datasets: Any, where: str) -> An
     return dataset
 
 
-def _selected(columns: Sequence[str] | None, available: list[str], where: str) -> tuple[str, ...]:
-    """``columns`` (default: all), after checking that each one exists."""
-    if columns is None:
-        return tuple(available)
-    for column in columns:
-        if column not in available:
-            raise SourceError(
-                f"no column '{column}'",
-                where=where,
-                expected=f"one of the dataset's columns {available}",
-                found=repr(column),
-            )
-    return tuple(columns)
-
-
 def _known_size(dataset: Any) -> int | None:
     """The split's number of records from the dataset's info, when recorded."""
     splits = dataset.info.splits
@@ -370,7 +345,9 @@ class _ArrowColumns:
             self.chunks[column] = arrays
             # Columns cut into the same chunks share one array, so rows are grouped once.
             self.starts[column] = starts_seen.setdefault(starts.tobytes(), starts)
-            self.spec[column] = jax.ShapeDtypeStruct(arrays[0].shape[1:], _jax_dtype(arrays[0]))
+            self.spec[column] = jax.ShapeDtypeStruct(
+                arrays[0].shape[1:], narrow_dtype(arrays[0].dtype)
+            )
 
     def gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Each column's rows at ``indices`` (positions in the dataset), in its stored dtype."""
@@ -522,45 +499,9 @@ def _drop_hint(column: str, others: tuple[str, ...] | None = None) -> str:
     )
 
 
-def _jax_dtype(array: np.ndarray) -> np.dtype:
-    """The dtype a field gets: 64-bit values narrowed to 32 bits unless x64 is on."""
-    dtype = array.dtype
-    if jax.config.read("jax_enable_x64") or dtype.itemsize != 8:
-        return dtype
-    return {"f": np.dtype(np.float32), "i": np.dtype(np.int32), "u": np.dtype(np.uint32)}.get(
-        dtype.kind, dtype
-    )
-
-
-def _narrowed(values: np.ndarray, dtype: Any, indices: np.ndarray, where: str) -> np.ndarray:
-    """``values`` in ``dtype``; 64-bit integers are checked to fit in 32 bits first."""
-    if values.dtype == dtype:
-        return values
-    if values.dtype.kind in "iu" and values.size:
-        info = np.iinfo(dtype)
-        outside = (values < info.min) | (values > info.max)
-        if outside.any():
-            row = int(np.argwhere(outside)[0][0])
-            raise SourceError(
-                "64-bit integers do not fit in 32 bits",
-                where=f"{where}, record {indices[row]}",
-                expected=f"values in [{info.min}, {info.max}] (or jax_enable_x64)",
-                found=f"value {values[outside][0]}",
-            )
-    return values.astype(dtype)
-
-
 def _records(table: Any, columns: tuple[str, ...] | None, where: str) -> Iterator[dict[str, Any]]:
     """The rows of an Arrow table as dicts (NumPy arrays where a column is rectangular)."""
-    names = table.column_names if columns is None else columns
-    for name in names:
-        if name not in table.column_names:
-            raise SourceError(
-                f"no column '{name}'",
-                where=where,
-                expected=f"one of the dataset's columns {table.column_names}",
-                found=repr(name),
-            )
+    names = select_columns(columns, table.column_names, where=where)
     fields = {name: _stream_values(table.column(name).combine_chunks()) for name in names}
     for row in range(table.num_rows):
         yield {name: values[row] for name, values in fields.items()}

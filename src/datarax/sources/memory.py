@@ -10,9 +10,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from datarax.core.config import Config
+from datarax.core.config import Config, check_int
 from datarax.core.errors import ConfigError, SourceError
-from datarax.sources.base import DataSource
+from datarax.core.fields import check_fields, field_array, record_fields
+from datarax.sources.base import DataSource, empty_source_error
 
 Placement = Literal["auto", "host", "device"]
 
@@ -51,14 +52,19 @@ class MemorySourceConfig(Config):
         return tuple(pad_to.items()) if isinstance(pad_to, Mapping) else tuple(pad_to)
 
     def validate(self) -> None:
-        for field, length in self.pad_items():
-            if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-                raise ConfigError(
-                    f"invalid padded length of field '{field}'",
+        pad_to = tuple(
+            (
+                field,
+                check_int(
+                    length,
                     where="MemorySourceConfig.pad_to",
-                    expected="a positive int",
-                    found=repr(length),
-                )
+                    minimum=1,
+                    message=f"invalid padded length of field '{field}'",
+                ),
+            )
+            for field, length in self.pad_items()
+        )
+        object.__setattr__(self, "pad_to", pad_to)
         if self.placement not in ("auto", "host", "device"):
             raise ConfigError(
                 "unknown placement",
@@ -160,7 +166,7 @@ class _RaggedColumn:
                 found=f"shape {arrays[bad].shape}",
             )
         values = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
-        values = _as_array(values, where, "values") if values.size else values
+        values = field_array(values, source=where, field="values") if values.size else values
         # ``width`` spare values at the end: every row's gather stays in bounds.
         self.values = np.concatenate([values, np.zeros(width, values.dtype)])
         self.lengths = np.array([a.size for a in arrays], np.int64)
@@ -217,7 +223,7 @@ def _take_ragged(
 
 def _as_columns(data: Any, where: str) -> dict[str, np.ndarray]:
     if isinstance(data, Mapping):
-        columns = {str(k): _as_array(v, where, str(k)) for k, v in data.items()}
+        columns = record_fields(data, source=where)
     elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         columns = _stack_records(data, where)
     else:
@@ -240,85 +246,26 @@ def _as_columns(data: Any, where: str) -> dict[str, np.ndarray]:
                 found=length,
             )
     if n == 0:
-        raise SourceError(
-            "the source is empty", where=where, expected="at least one record", found="0 records"
-        )
+        raise empty_source_error(where)
     return columns
-
-
-def _as_array(value: Any, where: str, field: str, record: int | None = None) -> np.ndarray:
-    place = f"{where}, field '{field}'" + (f", record {record}" if record is not None else "")
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:  # ragged nested lists
-        raise SourceError(
-            "value is not a rectangular array",
-            where=place,
-            expected="an array or nested lists of equal lengths",
-            found=type(value).__name__,
-        ) from exc
-    if array.dtype.kind not in "biuf" or (record is None and array.ndim == 0):
-        raise SourceError(
-            "field is not a numeric array",
-            where=place,
-            expected="a bool, integer or floating array"
-            + (" with a record axis" if record is None else ""),
-            found=f"{type(value).__name__} of dtype {array.dtype} and shape {array.shape}",
-        )
-    if jax.config.read("jax_enable_x64"):
-        return array
-    if array.dtype == np.float64:
-        return array.astype(np.float32)  # JAX computes in 32 bits unless x64 is enabled
-    if array.dtype.kind in "iu" and array.dtype.itemsize == 8:
-        narrow = np.int32 if array.dtype.kind == "i" else np.uint32
-        info = np.iinfo(narrow)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise SourceError(
-                "64-bit integers do not fit in 32 bits",
-                where=place,
-                expected=f"values in [{info.min}, {info.max}] (or jax_enable_x64)",
-                found=f"values in [{array.min()}, {array.max()}]",
-            )
-        return array.astype(narrow)
-    return array
 
 
 def _stack_records(records: Sequence[Mapping[str, Any]], where: str) -> dict[str, np.ndarray]:
     if not records:
-        raise SourceError(
-            "the source is empty",
-            where=where,
-            expected="at least one record",
-            found="an empty list",
-        )
-    first = records[0]
-    if not isinstance(first, Mapping):
-        raise SourceError(
-            "record is not a dict",
-            where=f"{where}, record 0",
-            expected="a dict of field arrays",
-            found=type(first).__name__,
-        )
-    keys = list(first)
-    fields: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        raise empty_source_error(where, found="an empty list")
+    rows: list[dict[str, np.ndarray]] = []
     for i, record in enumerate(records):
-        if not isinstance(record, Mapping) or set(record) != set(keys):
-            found = sorted(record) if isinstance(record, Mapping) else type(record).__name__
+        if not isinstance(record, Mapping):
             raise SourceError(
-                "record has different fields",
+                "record is not a dict",
                 where=f"{where}, record {i}",
-                expected=sorted(keys),
-                found=found,
+                expected="a dict of field arrays",
+                found=type(record).__name__,
             )
-        for k in keys:
-            value = _as_array(record[k], where, k, record=i)
-            ref = fields[k][0] if fields[k] else value
-            if value.shape != ref.shape or value.dtype != ref.dtype:
-                raise SourceError(
-                    "record field differs from record 0",
-                    where=f"{where}, record {i}, field '{k}'",
-                    expected=f"{ref.dtype}{ref.shape}",
-                    found=f"{value.dtype}{value.shape}",
-                )
-            fields[k].append(value)
-    return {k: np.stack(v) for k, v in fields.items()}
+        row = record_fields(record, source=where, record=i)
+        if rows:
+            check_fields(
+                row, rows[0], where=f"{where}, record {i}", reference="record 0", error=SourceError
+            )
+        rows.append(row)
+    return {k: np.stack([row[k] for row in rows]) for k in rows[0]}

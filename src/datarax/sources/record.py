@@ -3,7 +3,7 @@
 Files and dataset libraries hand out records one by one (bytes to decode, dicts of
 Python values). A record source says how to fetch raw records (:meth:`read_records`)
 and how to turn one into NumPy fields (:meth:`decode`); the pipeline's host plane
-runs the decoding, and any :class:`~datarax.control.HostOperator`, on its worker
+runs the decoding, and any :class:`~datarax.dag.nodes.HostOperator`, on its worker
 pool, checks every record against the source's spec and stacks the batch.
 
 Anything with ``__len__`` and ``__getitem__`` (Grain's random-access data-source
@@ -31,9 +31,9 @@ import jax
 import numpy as np
 
 from datarax.core.config import Config
-from datarax.core.errors import DataraxError, RecordError, SchemaError, SourceError
-from datarax.sources.base import DataSource
-from datarax.sources.memory import _as_array
+from datarax.core.errors import DataraxError, RecordError, SourceError, relocated
+from datarax.core.fields import check_fields, record_fields
+from datarax.sources.base import DataSource, callable_name, empty_source_error
 
 Decoder = Callable[[Any], Mapping[str, Any]]
 #: Records tried, in order, for a source's fields when its first records are bad.
@@ -45,11 +45,9 @@ class RecordSource(DataSource, pytree=False):
 
     Subclasses implement :meth:`__len__` and :meth:`read_records`, and override
     :meth:`decode` when raw records are not already mappings of field to value.
-    ``random_access`` is False for streaming sources, which can only be read in order
-    (optionally shuffled within windows by a ``ShuffleNode``).
+    A source whose records depend on the pipeline's epoch also overrides
+    :meth:`read_records_epoch`.
     """
-
-    random_access: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Raw records (lists, readers, dataset objects) are plain Python state, not
@@ -72,6 +70,14 @@ class RecordSource(DataSource, pytree=False):
     def read_records(self, indices: np.ndarray) -> Sequence[Any]:
         """The raw records at ``indices``, in that order."""
 
+    def read_records_epoch(self, indices: np.ndarray, epoch: int) -> Sequence[Any]:
+        """The raw records at ``indices`` in the pipeline's epoch ``epoch``.
+
+        The same records in every epoch (:meth:`read_records`), unless a source moves
+        on between epochs, as a :class:`~datarax.sources.MixedSource` does.
+        """
+        return self.read_records(indices)
+
     def decode(self, raw: Any, index: int) -> dict[str, np.ndarray]:
         """One raw record as NumPy fields (the ``decoder`` given, else a mapping as is).
 
@@ -87,7 +93,7 @@ class RecordSource(DataSource, pytree=False):
                 expected="a dict of field name to array",
                 found=type(value).__name__,
             )
-        return {str(k): _as_array(v, self.name, str(k), record=index) for k, v in value.items()}
+        return record_fields(value, source=self.name, record=index)
 
     def decode_batch(self, raws: Sequence[Any], indices: np.ndarray) -> dict[str, Any] | None:
         """Many raw records decoded at once and stacked per field, or ``None``.
@@ -108,12 +114,7 @@ class RecordSource(DataSource, pytree=False):
         """
         if self._spec is None:
             if len(self) == 0:
-                raise SourceError(
-                    "the source is empty",
-                    where=self.name,
-                    expected="at least one record",
-                    found="0 records",
-                )
+                raise empty_source_error(self.name)
             record = first_good_record(
                 ((i, partial(self._decoded, i)) for i in range(min(len(self), SPEC_ATTEMPTS))),
                 self.name,
@@ -135,7 +136,7 @@ class RecordSource(DataSource, pytree=False):
         return out
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "decoder": _callable_name(self._decoder)}
+        return {**super().fingerprint(), "decoder": callable_name(self._decoder)}
 
 
 class SequenceSource(RecordSource):
@@ -198,22 +199,8 @@ def store_record(
         SchemaError: naming the source, the record and the field, when the record has
             other fields, or a field another shape or dtype, than ``spec``.
     """
-    if record.keys() != spec.keys():
-        raise SchemaError(
-            "record has other fields than the source's spec",
-            where=f"{source}, record {index}",
-            expected=sorted(spec),
-            found=sorted(record),
-        )
-    for field, s in spec.items():
-        value = record[field]
-        if value.shape != s.shape or value.dtype != s.dtype:
-            raise SchemaError(
-                "record field differs from the source's spec",
-                where=f"{source}, record {index}, field '{field}'",
-                expected=f"{np.dtype(s.dtype)}{tuple(s.shape)}",
-                found=f"{value.dtype}{tuple(value.shape)}",
-            )
+    check_fields(record, spec, where=f"{source}, record {index}")
+    for field, value in record.items():
         out[field][row] = value
 
 
@@ -244,18 +231,12 @@ def record_error(exc: BaseException, source: str, record_id: int) -> DataraxErro
         if exc.where and f"record {record_id}" in exc.where:
             return exc
         where = f"{source}, record {record_id}" + (f" ({exc.where})" if exc.where else "")
-        return type(exc)(exc.what, where=where, expected=exc.expected, found=exc.found)
+        return relocated(exc, where)
     return RecordError(
         "the record cannot be read",
         where=f"{source}, record {record_id}",
         found=f"{type(exc).__name__}: {exc}",
     )
-
-
-def _callable_name(fn: Any) -> str | None:
-    if fn is None:
-        return None
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 class StreamingSource(RecordSource):
@@ -352,11 +333,6 @@ class StreamingSource(RecordSource):
                 ((i, partial(self.decode, raw, i)) for i, raw in head), self.name
             )
             if record is None:
-                raise SourceError(
-                    "the source is empty",
-                    where=self.name,
-                    expected="at least one record",
-                    found="0 records",
-                )
+                raise empty_source_error(self.name)
             self._spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
         return self._spec

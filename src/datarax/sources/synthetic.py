@@ -9,11 +9,11 @@ arguments.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
+from datarax.core.config import check_int
 from datarax.core.errors import ConfigError
 
 _WHERE = "synthetic_images"
@@ -54,12 +54,9 @@ def synthetic_images(
     n = _check_count(num_records, "num_records")
     k = _check_count(num_classes, "num_classes")
     shape = _check_shape(image_shape)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ConfigError(
-            "invalid seed", where=f"{_WHERE}.seed", expected="an int >= 0", found=repr(seed)
-        )
+    seed = check_int(seed, where=f"{_WHERE}.seed", minimum=0, message="invalid seed")
     height, width = shape[0], shape[1]
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
 
     labels = rng.integers(0, k, size=n).astype(np.int32)
     # Class positions on a ring; the quarter-step offset keeps every one off the
@@ -86,26 +83,21 @@ def synthetic_images(
 
 
 def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(
-            f"invalid {name}", where=f"{_WHERE}.{name}", expected="an int >= 1", found=repr(value)
-        )
-    return int(value)
+    return check_int(value, where=f"{_WHERE}.{name}", minimum=1, message=f"invalid {name}")
 
 
 def _check_shape(image_shape: object) -> tuple[int, ...]:
+    where = f"{_WHERE}.image_shape"
     try:
-        shape: tuple = tuple(image_shape)  # type: ignore[arg-type]
-    except TypeError:
+        dims: tuple[object, ...] = tuple(image_shape)  # type: ignore[arg-type]
+        shape = tuple(check_int(d, where=where, minimum=1) for d in dims)
+    except (TypeError, ConfigError):  # not a sequence, or not of positive ints
         shape = ()
-    valid = len(shape) in (2, 3) and all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 1 for d in shape
-    )
-    if not valid:
+    if len(shape) not in (2, 3):
         raise ConfigError(
             "invalid image shape",
-            where=f"{_WHERE}.image_shape",
+            where=where,
             expected="(height, width) or (height, width, channels) of ints >= 1",
             found=repr(image_shape),
         )
-    return tuple(int(d) for d in shape)
+    return shape

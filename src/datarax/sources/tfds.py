@@ -47,6 +47,7 @@ import numpy as np
 from datarax.core.config import Config, require_names, require_positive
 from datarax.core.errors import ConfigError, SourceError
 from datarax.core.optional import require
+from datarax.sources.base import select_columns
 from datarax.sources.record import Decoder, RecordSource, StreamingSource
 
 if TYPE_CHECKING:
@@ -359,14 +360,7 @@ def _check_columns(builder: Any, columns: Sequence[str] | None, where: str) -> N
         return
     features = builder.info.features
     available = sorted(features.keys()) if hasattr(features, "keys") else []
-    for column in columns:
-        if column not in available:
-            raise SourceError(
-                f"column '{column}' is not a feature of the dataset",
-                where=where,
-                expected=f"one of {available}",
-                found=repr(column),
-            )
+    select_columns(columns, available, where=where, among="the dataset's features")
 
 
 def _random_access(builder: Any, split: str, where: str) -> Any:
@@ -440,15 +434,10 @@ def _select(raw: Any, columns: Sequence[str] | None, where: str, index: int) -> 
     """The record restricted to ``columns`` (all of it when ``columns`` is None)."""
     if columns is None or not isinstance(raw, Mapping):
         return raw
-    missing = [c for c in columns if c not in raw]
-    if missing:
-        raise SourceError(
-            f"column '{missing[0]}' is not in the record",
-            where=f"{where}, record {index}",
-            expected=f"one of {sorted(raw)}",
-            found=repr(missing[0]),
-        )
-    return {c: raw[c] for c in columns}
+    names = select_columns(
+        columns, sorted(raw), where=f"{where}, record {index}", among="the record's fields"
+    )
+    return {c: raw[c] for c in names}
 
 
 def _validate_common(config: TFDSSourceConfig | TFDSStreamingSourceConfig) -> None:

@@ -8,6 +8,7 @@ function as one ``ElementOperator``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -19,6 +20,7 @@ from datarax import from_source
 from datarax.benchmarking.adapters.base import BuildContext, MakePass
 from datarax.benchmarking.records_file import write_records
 from datarax.benchmarking.scenarios import DEPTHS, SEQUENCE_LENGTH, Scenario, depth_step
+from datarax.core.element import Element
 from datarax.dag.nodes import Branch, Merge, OperatorNode
 from datarax.dag.pipeline import Pipeline
 from datarax.operators import ElementOperator, ElementOperatorConfig
@@ -120,7 +122,7 @@ def datarax_padded_tokens(w: Scenario, data: dict[str, np.ndarray]) -> MakePass:
 def datarax_depth_chain(w: Scenario, data: dict[str, np.ndarray], depth: int) -> MakePass:
     """A chain of ``depth`` element operators, one per step of the scenario."""
 
-    def step(i):
+    def step(i: int) -> Callable[[Element], Element]:
         return lambda e: e.update_data({"score": depth_step(i, e.data["score"])})
 
     source = MemorySource(MemorySourceConfig(), data=data)
@@ -195,8 +197,7 @@ def datarax_sharded(w: Scenario, data: dict[str, np.ndarray], stats: Any) -> Mak
     on CPU (the benchmark harness sets it for this system).
     """
     from datarax.dag.nodes import SharderNode
-    from datarax.distributed import DeviceMesh
-    from datarax.sharding import ArraySharder
+    from datarax.sharding import ArraySharder, DeviceMesh
 
     if w.name not in ("W1", "W1s", "W2"):
         raise ValueError(f"datarax-sharded runs W1, W1s and W2, not {w.name}")

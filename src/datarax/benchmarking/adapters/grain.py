@@ -60,7 +60,8 @@ def _batch_transform(scenario: Scenario, stats: Any) -> Callable:
         return lambda batch: batch  # padded record by record before batching
     if scenario.stochastic:
         return lambda batch, rng: scenario.numpy_fn(batch, rng, stats)
-    return lambda batch: scenario.numpy_fn(batch, None, stats)  # type: ignore[arg-type]
+    unused = np.random.default_rng(0)  # a deterministic transform draws nothing from it
+    return lambda batch: scenario.numpy_fn(batch, unused, stats)
 
 
 def _pad_one(tokens: np.ndarray) -> dict[str, np.ndarray]:

@@ -39,12 +39,12 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     return one_pass
 
 
-def keyed_transform(scenario: Scenario, stats: Any) -> Callable:
+def keyed_transform(scenario: Scenario, stats: Any) -> Callable[..., Any]:
     """``(batch, record ids, epoch) -> batch``: the vmapped per-record transform, traceable."""
     fn = scenario.record_fn(stats)
     base = jax.random.key(0)
 
-    def transform(batch, ids, epoch):
+    def transform(batch: Any, ids: jax.Array, epoch: Any) -> Any:
         epoch_key = jax.random.fold_in(base, epoch)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(epoch_key, ids.astype(jnp.uint32))
         return jax.vmap(fn)(batch, keys)
@@ -66,7 +66,7 @@ def _step(scenario: Scenario, context: BuildContext) -> Callable:
         tokens, offsets = jax.device_put((flat.tokens, flat.offsets.astype(np.int32)))
 
         @jax.jit
-        def pad(tokens, offsets, idx):
+        def pad(tokens: jax.Array, offsets: jax.Array, idx: jax.Array) -> dict[str, jax.Array]:
             start = offsets[idx]
             lengths = jnp.minimum(offsets[idx + 1] - start, SEQUENCE_LENGTH)
             positions = jnp.arange(SEQUENCE_LENGTH)
@@ -78,7 +78,7 @@ def _step(scenario: Scenario, context: BuildContext) -> Callable:
     arrays = jax.device_put(context.data)  # arguments, not constants baked into the program
 
     @jax.jit
-    def gather(arrays, idx, epoch):
+    def gather(arrays: dict[str, jax.Array], idx: jax.Array, epoch: Any) -> Any:
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
         return transform(batch, idx, epoch)
 

@@ -90,7 +90,9 @@ class _BatchDataset:
         else:
             idx = np.asarray(indices)
             batch = {k: v[idx] for k, v in self._data.items()}
-        return self._transform(batch, self._rng, self._stats)  # type: ignore[arg-type]
+        rng = self._rng
+        assert rng is not None  # drawn by _open, called above in every process
+        return self._transform(batch, rng, self._stats)
 
     def _open(self) -> None:
         import torch

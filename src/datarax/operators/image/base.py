@@ -95,7 +95,7 @@ def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:
             expected="e.g. 4 or (4, 2)",
             found=repr(value),
         )
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 def uniform(words: jax.Array) -> jax.Array:

@@ -106,7 +106,7 @@ class Geometry:
 
     def output_bounds(self, chunk_start: int, rows: int, position: int) -> list[tuple[int, int]]:
         """``(start, size)`` of the output batches of a chunk, from ``position`` on."""
-        size = self.batch_size
+        size, end = self.batch_size, self.epoch_end
         first = max(chunk_start, -(-position // size) * size)
-        stop = min(chunk_start + rows, self.epoch_end)
-        return [(b, min(size, self.epoch_end - b)) for b in range(first, stop, size)]
+        stop = min(chunk_start + rows, end)
+        return [(b, min(size, end - b)) for b in range(first, stop, size)]

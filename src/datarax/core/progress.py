@@ -12,6 +12,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
+from datarax.core.errors import ConfigError
+
 _WIDTH = 24  # characters of the bar itself
 _REDRAW_EVERY = 0.1  # seconds between two redraws on a terminal
 
@@ -50,7 +52,9 @@ class ProgressBar:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if total is not None and total < 0:
-            raise ValueError(f"total must be >= 0 or None, got {total}")
+            raise ConfigError(
+                "invalid total", where="ProgressBar", expected="an int >= 0 or None", found=total
+            )
         self.total = total
         self.desc = desc
         self.unit = unit
