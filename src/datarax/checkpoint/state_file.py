@@ -39,6 +39,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from datarax.core.config import check_int
 from datarax.core.errors import StateError
 
 FORMAT = "datarax.checkpoint.iterator"
@@ -155,9 +156,12 @@ def decode_document(data: bytes, where: str, pipeline: Any) -> dict[str, Any]:
             expected=f"format '{FORMAT}'",
             found=f"format {document['format']!r}",
         )
-    version = document.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise _malformed(where, "format_version", "an int", version)
+    try:
+        version = check_int(document.get("format_version"), where=where, error=StateError)
+    except StateError:
+        raise _malformed(
+            where, "format_version", "an int", document.get("format_version")
+        ) from None
     if version != FORMAT_VERSION:
         newer = version > FORMAT_VERSION
         raise StateError(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datarax.batching.geometry import Geometry
+from datarax.core.config import check_int
 from datarax.core.errors import StateError
 
 STATE_FORMAT = "datarax.pipeline_iterator"
@@ -112,9 +113,13 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
         )
     try:
         first, epoch, position, origin = (
-            _integer(state[k]) for k in ("first_epoch", "epoch", "position", "origin")
+            check_int(state[k], where=where, error=StateError)
+            for k in ("first_epoch", "epoch", "position", "origin")
         )
-        batching = [[_integer(size), bool(drop)] for size, drop in state["batching"]]
+        batching = [
+            [check_int(size, where=where, error=StateError), bool(drop)]
+            for size, drop in state["batching"]
+        ]
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(
             "malformed state",
@@ -146,9 +151,3 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
     if local >= grid.epoch_end:  # nothing left in this epoch with these batches
         return Cursor(first, epoch + 1, 0, 0)
     return Cursor(first, epoch, position, origin)
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"not an int: {value!r}")
-    return value
