@@ -105,10 +105,3 @@ def test_an_error_reaches_the_consumer_at_its_item_and_every_later_call(threaded
         with pytest.raises(ValueError, match="^broken at 3$"):
             ahead.get()
     assert items.made == 3  # nothing after the failure was made
-
-
-def test_peek_shows_the_next_ready_item_without_taking_it():
-    ahead = RunAhead(Counted(3), 2, threaded=False)
-    assert ahead.peek() is None
-    assert ahead.get() == 0
-    assert ahead.peek() == 1 and ahead.get() == 1

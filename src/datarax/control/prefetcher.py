@@ -68,8 +68,10 @@ class Prefetcher(Iterator[Any]):
         self._iterator = iterator
         self._buffer_size, self._max_bytes, self._transform = buffer_size, max_bytes, transform
         self._stateful = hasattr(iterator, "get_state") and hasattr(iterator, "set_state")
+        # The wrapped iterator's state before the next item handed out: its state after
+        # each item is noted by the thread that made it, so it is never read mid-item.
+        self._state = self._iterator.get_state() if self._stateful else None  # type: ignore[attr-defined]
         self._ahead = self._run_ahead()
-        self._done = False
         self._peak = 0
 
     @property
@@ -87,13 +89,12 @@ class Prefetcher(Iterator[Any]):
         return self
 
     def __next__(self) -> Any:
-        if self._done:
-            raise StopIteration
-        try:
-            _, item = self._ahead.get()
-        except BaseException:
-            self._done = True  # nothing after the end or a failure is handed out
-            raise
+        # After a failure every call raises it again (nothing after the failed item is
+        # handed out) until ``set_state``; an interrupt while waiting loses nothing.
+        after, item = self._ahead.get()
+        self._state = after
+        if isinstance(item, _Interrupted):
+            raise item.interrupt
         return item
 
     def get_state(self) -> dict[str, Any]:
@@ -105,19 +106,17 @@ class Prefetcher(Iterator[Any]):
                 expected="an iterator with get_state() and set_state()",
                 found=type(self._iterator).__name__,
             )
-        ready = self._ahead.peek()
-        if ready is not None:
-            return ready[0]
-        return self._iterator.get_state()  # type: ignore[attr-defined]
+        assert self._state is not None
+        return self._state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Drop what is buffered and continue the wrapped iterator from ``state``."""
         self.get_state()  # the same check
         self.close()
         self._iterator.set_state(state)  # type: ignore[attr-defined]
+        self._state = self._iterator.get_state()  # type: ignore[attr-defined]
         self._peak = self.peak_bytes
         self._ahead = self._run_ahead()
-        self._done = False
 
     def close(self) -> None:
         """Stop the background thread (it finishes the item it is computing)."""
@@ -129,20 +128,37 @@ class Prefetcher(Iterator[Any]):
             self._items(),
             self._buffer_size,
             max_bytes=self._max_bytes,
-            measure=lambda pair: _nbytes(pair[1]),
+            measure=lambda pair: 0 if isinstance(pair[1], _Interrupted) else _nbytes(pair[1]),
             name="datarax-prefetcher",
         )
 
     def _items(self) -> Iterator[tuple[Any, Any]]:
-        """``(state before, item)`` pairs of the wrapped iterator, transformed."""
+        """``(state after, item)`` pairs of the wrapped iterator, transformed."""
         stateful, iterator, transform = self._stateful, self._iterator, self._transform
         while True:
-            state = iterator.get_state() if stateful else None  # type: ignore[attr-defined]
             try:
                 item = next(iterator)
             except StopIteration:
                 return
-            yield state, (transform(item) if transform is not None else item)
+            except Exception:
+                raise  # a failure: handed to the consumer at this item, every time
+            except BaseException as interrupt:  # Ctrl-C inside the wrapped iterator
+                # Handed to the consumer once, at this item; the wrapped iterator
+                # continues from its state (a pipeline iterator loses nothing).
+                item = _Interrupted(interrupt)
+            state = iterator.get_state() if stateful else None  # type: ignore[attr-defined]
+            if transform is not None and not isinstance(item, _Interrupted):
+                item = transform(item)
+            yield state, item
+
+
+class _Interrupted:
+    """An interrupt raised by the wrapped iterator, to be raised in the consumer."""
+
+    __slots__ = ("interrupt",)
+
+    def __init__(self, interrupt: BaseException) -> None:
+        self.interrupt = interrupt
 
 
 def _nbytes(item: Any) -> int:

@@ -99,13 +99,6 @@ class RunAhead:
         """Items made and not handed out yet."""
         return len(self._ready)
 
-    def peek(self) -> Any:
-        """The next item if it is ready (``None`` otherwise); it stays ready."""
-        with self._cond:
-            if self._ready and not isinstance(self._ready[0][0], _End):
-                return self._ready[0][0]
-        return None
-
     def get(self) -> Any:
         """The next item; raises the producer's error (every time) or ``StopIteration``."""
         if self._end is not None:
@@ -134,12 +127,20 @@ class RunAhead:
             return self._finish(item)
         return item
 
-    def stop(self) -> None:
-        """Stop the thread (it finishes the item it is making); what is ready is kept."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the thread (it finishes the item it is making); what is ready is kept.
+
+        Args:
+            wait: Wait for the thread to finish (without: it ends on its own, and
+                what it still makes is dropped with this object).
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._join()
+        if wait:
+            self._join()
+        else:
+            self._thread = None
 
     # -- producing ----------------------------------------------------------------------
     def _make(self) -> Any:

@@ -16,10 +16,12 @@ of (pipeline, epoch, position).
 
 from __future__ import annotations
 
+import functools
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import jax
 import numpy as np
@@ -44,6 +46,27 @@ if TYPE_CHECKING:
     from datarax.dag.pipeline import Pipeline
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "PipelineIterator"]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_caller_at_a_time(
+    method: Callable[Concatenate[PipelineIterator, P], R],
+) -> Callable[Concatenate[PipelineIterator, P], R]:
+    """Run ``method`` under the iterator's lock.
+
+    Threads may share an iterator: each batch is handed out once, in order, and a
+    state is never taken halfway through a batch.
+    """
+
+    def locked(self: PipelineIterator, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)  # its name and docstring
+    return locked
 
 
 class PipelineIterator(Iterator[Any]):
@@ -78,6 +101,7 @@ class PipelineIterator(Iterator[Any]):
         self._ready: deque[Any] = deque()
         self._ahead: RunAhead | None = None
         self._schedule: ProgramSchedule | None = None
+        self._lock = threading.Lock()
         self._skipped: list[int] = []  # records skipped so far in this epoch
         self._skipped_total = 0
 
@@ -95,12 +119,19 @@ class PipelineIterator(Iterator[Any]):
     def __iter__(self) -> PipelineIterator:
         return self
 
+    @_one_caller_at_a_time
     def __next__(self) -> Any:
         if not self._ready:
             if self._finished():
                 self.close()
                 raise StopIteration
-            self._ready.extend(self._batches(self._next_chunk()))
+            try:
+                chunk = self._next_chunk()
+            except BaseException as interrupt:
+                if not isinstance(interrupt, Exception):  # Ctrl-C, SystemExit: not a failure
+                    self._abandon()
+                raise
+            self._ready.extend(self._batches(chunk))
         batch = self._ready.popleft()
         first = batch[0] if isinstance(batch, tuple) else batch
         if first.epoch >= self._runtime.epoch_cursor:
@@ -129,6 +160,19 @@ class PipelineIterator(Iterator[Any]):
             self._ahead.stop()
             self._ahead = None
 
+    def _abandon(self) -> None:
+        """Drop the chunks being made after an interrupt; the next call starts at the cursor.
+
+        The thread is not waited for (it may be in a long read); what it still makes
+        is dropped. Nothing was handed out, so the state is the one before the batch
+        that was interrupted.
+        """
+        if self._ahead is not None:
+            self._ahead.stop(wait=False)
+            self._ahead = None
+        self._ready.clear()
+
+    @_one_caller_at_a_time
     def reset(self) -> None:
         """Go back to the start of this iterator's first epoch.
 
@@ -150,6 +194,7 @@ class PipelineIterator(Iterator[Any]):
             self._schedule = None
 
     # -- state ---------------------------------------------------------------------
+    @_one_caller_at_a_time
     def get_state(self) -> dict[str, Any]:
         """The position of the next batch, as a small JSON-able dict."""
         c, view = self.cursor, self._view
@@ -167,6 +212,7 @@ class PipelineIterator(Iterator[Any]):
             state["skipped"] = list(self._skipped)
         return state
 
+    @_one_caller_at_a_time
     def metrics(self) -> dict[str, Any]:
         """Counters of this iterator: position and the bad records it skipped.
 
@@ -181,6 +227,7 @@ class PipelineIterator(Iterator[Any]):
             "skipped_total": self._skipped_total,
         }
 
+    @_one_caller_at_a_time
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a state returned by :meth:`get_state` (in any process).
 

@@ -1,0 +1,143 @@
+"""Ctrl-C and several threads: the stream is never corrupted, and nothing is lost."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from interrupting import InterruptOnce
+
+from datarax import from_source
+from datarax.control import Prefetcher
+from datarax.dag.nodes import HostOperator
+from datarax.sources import MemorySource, MemorySourceConfig
+from harness import snapshot
+
+N = 60
+
+
+def source(placement: str = "host") -> MemorySource:
+    return MemorySource(MemorySourceConfig(placement=placement), data={"x": np.arange(N)})
+
+
+def keep(record):
+    return record
+
+
+def pipeline(op, prefetch: int, workers: int = 0, mode: str = "thread"):
+    return from_source(
+        source(),
+        4,
+        shuffle=True,
+        seed=5,
+        num_epochs=2,
+        prefetch=prefetch,
+        batches_per_call=2,
+        workers=workers,
+        worker_mode=mode,
+    ) >> HostOperator(op)
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "workers", "mode"),
+    [(0, 0, "thread"), (2, 0, "thread"), (0, 2, "thread"), (2, 2, "thread"), (1, 2, "process")],
+    ids=["inline", "prefetch-thread", "thread-workers", "both", "process-workers"],
+)
+def test_an_interrupted_read_loses_nothing_and_the_state_stays_before_it(
+    tmp_path, prefetch, workers, mode
+):
+    reference = [snapshot(b) for b in pipeline(keep, 0)]
+    # Record 37 of epoch 1's order: interrupted in the middle of the second epoch.
+    victim = int(reference_ids(pipeline(keep, 0))[N + 37])
+    it = iter(pipeline(InterruptOnce(victim, tmp_path / "interrupted"), prefetch, workers, mode))
+    got, state_at_interrupt = [], None
+    while True:
+        state = it.get_state()
+        try:
+            batch = next(it)
+        except KeyboardInterrupt:
+            state_at_interrupt = it.get_state()
+            assert state_at_interrupt == state  # nothing handed out, nothing skipped
+            continue
+        except StopIteration:
+            break
+        got.append(snapshot(batch))
+    assert state_at_interrupt is not None, "the interrupt never happened"
+    assert got == reference  # every batch once, in order, after the interrupt too
+    restored = iter(  # built alike (its record function is equal), it no longer interrupts
+        pipeline(InterruptOnce(victim, tmp_path / "interrupted"), prefetch, workers, mode)
+    )
+    restored.set_state(state_at_interrupt)
+    rest = [snapshot(b) for b in restored]
+    assert rest == reference[len(reference) - len(rest) :] and len(rest) > 0
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_prefetcher_hands_an_interrupt_over_once_and_loses_nothing(tmp_path, prefetch):
+    reference = [snapshot(b) for b in pipeline(keep, 0)]
+    op = InterruptOnce(int(reference_ids(pipeline(keep, 0))[22]), tmp_path / "interrupted")
+    prefetcher = Prefetcher(iter(pipeline(op, prefetch)), buffer_size=3)
+    got, interrupted = [], 0
+    while True:
+        state = prefetcher.get_state()
+        try:
+            got.append(snapshot(next(prefetcher)))
+        except KeyboardInterrupt:
+            interrupted += 1
+            assert prefetcher.get_state() == state
+        except StopIteration:
+            break
+    assert interrupted == 1 and got == reference
+
+
+def reference_ids(pipe) -> np.ndarray:
+    return np.concatenate([np.asarray(b["x"]) for b in pipe])
+
+
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_threads_sharing_one_iterator_get_each_batch_once(placement):
+    pipe = from_source(source(placement), 3, shuffle=True, seed=1, num_epochs=3, prefetch=2)
+    reference = [snapshot(b) for b in pipe.with_options()]
+    it = iter(pipe)
+    taken: list[list[tuple]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def pull(k: int) -> None:
+        start.wait()
+        try:
+            for batch in it:
+                taken[k].append((snapshot(batch), batch.epoch, int(batch.record_ids[0])))
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=pull, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    everything = [item for part in taken for item in part]
+    assert len(everything) == len(reference)
+    assert sorted(s for s, _, _ in everything) == sorted(reference)
+    for part in taken:  # each thread sees its batches in stream order
+        positions = [reference.index(s) for s, _, _ in part]
+        assert positions == sorted(positions)
+
+
+def test_threads_with_their_own_iterators_of_one_pipeline_each_get_the_whole_stream():
+    pipe = from_source(source("device"), 4, shuffle=True, seed=2, num_epochs=1)
+    reference = [snapshot(b) for b in pipe.with_options()]
+    results: dict[int, list[tuple]] = {}
+    iterators = [iter(pipe) for _ in range(3)]  # made together: all start at epoch 0
+
+    def run(k: int) -> None:
+        results[k] = [snapshot(b) for b in iterators[k]]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[k] == reference for k in range(3))
