@@ -90,9 +90,9 @@ def kill_on_13(record):
 
 
 def slow_after_32(record):
-    """Takes 2 s for each record from record 32 on."""
+    """Takes 10 s for each record from record 32 on."""
     if int(record["id"]) >= 32:
-        time.sleep(2.0)
+        time.sleep(10.0)
     return record
 
 

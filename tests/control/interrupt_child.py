@@ -40,7 +40,7 @@ def log_blocks() -> None:
 
 if __name__ == "__main__":
     log_blocks()
-    # Batches of 32 records, one per read: the second read takes 32 s, far longer than
+    # Batches of 32 records, one per read: the second read takes 160 s, far longer than
     # a prompt exit.
     pipeline = from_source(
         make_records(2000), 32, workers=2, worker_mode="process", batches_per_call=1

@@ -319,7 +319,12 @@ def test_an_error_inside_the_pipeline_is_raised_in_the_consumer():
         raise ValueError("boom at trace")
 
     op = ElementOperator(ElementOperatorConfig(), fn=explode)
-    with pytest.raises(ValueError, match="boom at trace"):
+    with pytest.raises(
+        PipelineBuildError,
+        match=r"^OperatorNode\(ElementOperator\(explode\)\): the node raised while it was "
+        r"traced; expected a function of the batch's fields \(and a key when stochastic\), "
+        r"found ValueError: boom at trace",
+    ):
         from_source(counting_source(4), 2) >> OperatorNode(op)
 
 

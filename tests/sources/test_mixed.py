@@ -371,3 +371,28 @@ def test_a_component_record_of_another_shape_is_named_in_the_mix(tmp_path):
         mix.decode(mix.read_records(np.array([8]))[0], 8)
     batches = list(from_source(mix, 4, bad_records="skip", workers=2))
     assert [np.asarray(b.record_ids)[~b.mask].tolist() for b in batches] == [[], [], [8]]
+
+
+def test_a_source_field_that_would_overwrite_a_field_is_refused():
+    a = MemorySource(MemorySourceConfig(), data={"x": np.arange(4)})
+    b = MemorySource(MemorySourceConfig(), data={"x": np.arange(4) + 10})
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "MixedSourceConfig.source_field: source_field would overwrite a field of the "
+            "records; expected a name other than the components' fields ['x'], found 'x'"
+        ),
+    ):
+        MixedSource(MixedSourceConfig(weights=(1, 1), window=2, source_field="x"), sources=[a, b])
+
+
+def test_numpy_weights_mix_like_python_ones():
+    a = MemorySource(MemorySourceConfig(), data={"x": np.arange(6)})
+    b = MemorySource(MemorySourceConfig(), data={"x": np.arange(6) + 10})
+    as_numpy = MixedSource(
+        MixedSourceConfig(weights=np.array([2.0, 1.0]), window=3), sources=[a, b]
+    )
+    as_python = MixedSource(MixedSourceConfig(weights=(2.0, 1.0), window=3), sources=[a, b])
+    ids = np.arange(len(as_python))
+    assert as_numpy.config.weights == (2.0, 1.0)
+    np.testing.assert_array_equal(as_numpy.read(ids)["x"], as_python.read(ids)["x"])

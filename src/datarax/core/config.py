@@ -131,6 +131,49 @@ def require_int(config: Config, field: str, *, minimum: int | None = None) -> No
     object.__setattr__(config, field, value)
 
 
+#: Seeds are 64-bit: every int in ``[0, SEED_LIMIT)`` gives its own stream.
+SEED_LIMIT = 2**64
+
+
+def check_seed(value: Any, *, where: str, error: type[DataraxError] = ConfigError) -> int:
+    """A seed: an int in ``[0, 2**64)`` (NumPy ints accepted), else a clear error.
+
+    Seeds are hashed as 64-bit integers, so a larger or negative int would silently
+    give the stream of another seed; floats and strings are refused rather than
+    truncated or parsed.
+
+    Example:
+        >>> check_seed(7, where="from_source(seed=...)")
+        7
+        >>> check_seed(2**64, where="from_source(seed=...)")
+        Traceback (most recent call last):
+        ...
+        datarax.core.errors.ConfigError: from_source(seed=...): seed out of range; \
+expected an int in [0, 2**64), found 18446744073709551616
+    """
+    seed = check_int(value, where=where, error=error, message="seed must be an int")
+    if not 0 <= seed < SEED_LIMIT:
+        raise error(
+            "seed out of range", where=where, expected="an int in [0, 2**64)", found=repr(seed)
+        )
+    return seed
+
+
+def require_seed(config: Config, field: str = "seed") -> None:
+    """Check that ``config.field`` is a seed (see :func:`check_seed`)."""
+    seed = check_seed(getattr(config, field), where=f"{type(config).__name__}.{field}")
+    object.__setattr__(config, field, seed)
+
+
+def check_bool(value: Any, *, where: str, error: type[DataraxError] = ConfigError) -> bool:
+    """``value`` when it is a bool (NumPy bools accepted): ``"False"`` is not one."""
+    if isinstance(value, np.bool_):
+        value = bool(value)
+    if not isinstance(value, bool):
+        raise error("must be a bool", where=where, expected="True or False", found=repr(value))
+    return value
+
+
 def require_names(config: Config, field: str) -> None:
     """Check that ``config.field`` is ``None`` or distinct non-empty names; store them as a tuple.
 

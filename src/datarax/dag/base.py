@@ -17,7 +17,7 @@ from typing import Any, cast
 import jax
 import jax.numpy as jnp
 
-from datarax.core.errors import PipelineBuildError
+from datarax.core.errors import DataraxError, PipelineBuildError
 from datarax.operators.base import Fields, Operator, fusion_runs
 
 Pair = tuple[Fields, Fields]
@@ -314,18 +314,38 @@ def lower_node(node: Node, flow: Any, ctx: TraceContext) -> Any:
 
 @contextlib.contextmanager
 def compiling(node: Node) -> Iterator[None]:
-    """Turn JAX's errors about untraceable Python code into build errors naming ``node``."""
+    """Turn errors raised while ``node`` is traced into build errors naming it.
+
+    The one wrapper around user code on the device plane: an operator's function,
+    a branch condition or a selector that raises (a missing field, a wrong type, a
+    ``key`` used without ``stochastic=True``), and JAX's errors about untraceable
+    Python code, all become a :class:`PipelineBuildError` at ``>>`` that names the
+    node and says what was raised. The innermost node names the error; library
+    errors pass through unchanged.
+    """
     try:
         yield
+    except DataraxError:
+        raise
     except _UNTRACEABLE as exc:
-        text = str(exc).strip()
-        first_line = text.splitlines()[0] if text else type(exc).__name__
         raise PipelineBuildError(
             "node cannot be compiled",
             where=node.name,
             expected="a function JAX can trace (no Python branching or NumPy calls on values)",
-            found=f"{type(exc).__name__}: {first_line}",
+            found=_first_line(exc),
         ) from exc
+    except Exception as exc:
+        raise PipelineBuildError(
+            "the node raised while it was traced",
+            where=node.name,
+            expected="a function of the batch's fields (and a key when stochastic)",
+            found=_first_line(exc),
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 _UNTRACEABLE = (

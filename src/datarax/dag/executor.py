@@ -254,6 +254,15 @@ class PipelineIterator(Iterator[Any]):
                 "processes keeps its global batch size)",
                 found=f"position={target.position}, origin={target.origin}",
             )
+        epochs = self._num_epochs
+        if epochs is not None and target.epoch > target.first_epoch + epochs:
+            raise StateError(
+                "the state is past this pipeline's last epoch",
+                where="PipelineIterator.set_state",
+                expected=f"epoch <= first_epoch + num_epochs = {target.first_epoch + epochs}",
+                found=f"epoch={target.epoch}, first_epoch={target.first_epoch}",
+                hint="Build the pipeline with num_epochs covering the saved epoch (or None)",
+            )
         skipped = (
             validate_skipped(state, len(self._pipeline.source))
             if target.epoch == state["epoch"]

@@ -16,7 +16,7 @@ from datarax.batching.default import DefaultBatcher, DefaultBatcherConfig
 from datarax.control.bad_records import BadRecordPolicy, as_policy
 from datarax.control.host_operator import HostFunction, RecordFn
 from datarax.control.workers import WorkerMode
-from datarax.core.config import check_int
+from datarax.core.config import check_bool, check_int, check_seed
 from datarax.core.errors import PipelineBuildError
 from datarax.dag.base import Node
 from datarax.samplers.base import Sampler
@@ -84,6 +84,8 @@ class DataSourceNode(Node):
                     found=type(source).__name__,
                 )
             source = SequenceSource(source)
+        seed = check_seed(seed, where="DataSourceNode(seed=...)", error=PipelineBuildError)
+        shuffle = check_bool(shuffle, where="DataSourceNode(shuffle=...)", error=PipelineBuildError)
         workers = check_int(
             workers,
             where="DataSourceNode",
@@ -122,7 +124,7 @@ class DataSourceNode(Node):
         self._init(
             source=source,
             sampler=sampler,
-            seed=int(seed),
+            seed=seed,
             num_epochs=num_epochs,
             workers=workers,
             worker_mode=worker_mode,

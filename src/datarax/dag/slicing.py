@@ -84,7 +84,7 @@ def process_view(
         PipelineBuildError: A stage leaves no batch, or the batches cannot be split
             over the sharder's devices or processes.
     """
-    global_geometry = Geometry(len(sampler), stages)
+    global_geometry = Geometry(len(sampler), within_epoch(len(sampler), stages))
     global_geometry.check()
     batch_size, drop = stages[0]
     if isinstance(sharder, JaxProcessSharder):
@@ -98,3 +98,27 @@ def process_view(
     elif sharder is not None:
         sharder.check_batch_size(global_geometry.batch_size, "Pipeline")
     return ProcessView(sampler, global_geometry, global_geometry, None)
+
+
+def within_epoch(
+    num_records: int, stages: tuple[tuple[int, bool], ...]
+) -> tuple[tuple[int, bool], ...]:
+    """``stages`` with every batch larger than the records it can hold cut to their number.
+
+    A batch larger than an epoch is the whole epoch: it is computed at that size, so
+    ``batch_size=10**9`` over 5 records allocates 5 rows, not a billion. A stage
+    that drops its short batch keeps its size (it has no batch: a build error).
+
+    Example:
+        >>> within_epoch(5, ((10**9, False),))
+        ((5, False),)
+        >>> within_epoch(100, ((32, True), (500, False)))
+        ((32, True), (96, False))
+    """
+    out, available = [], num_records
+    for size, drop in stages:
+        if not drop:
+            size = max(1, min(size, available))
+        out.append((size, drop))
+        available = available // size * size if drop else available
+    return tuple(out)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datarax.batching.geometry import Geometry
-from datarax.core.config import check_int
+from datarax.core.config import check_bool, check_int
 from datarax.core.errors import StateError
 
 STATE_FORMAT = "datarax.pipeline_iterator"
@@ -117,15 +117,20 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
             for k in ("first_epoch", "epoch", "position", "origin")
         )
         batching = [
-            [check_int(size, where=where, error=StateError), bool(drop)]
+            [
+                check_int(size, where=where, minimum=1, error=StateError),
+                check_bool(drop, where=where, error=StateError),
+            ]
             for size, drop in state["batching"]
         ]
+        if not batching:
+            raise StateError("no batch stage", where=where)
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(
             "malformed state",
             where=where,
-            expected="integer 'first_epoch', 'epoch', 'position', 'origin' and a 'batching' "
-            "list of [batch size, drop_remainder]",
+            expected="integer 'first_epoch', 'epoch', 'position', 'origin' and a non-empty "
+            "'batching' list of [batch size > 0, drop_remainder as a bool]",
             found=repr(state)[:300],
         ) from exc
     num_records = geometry.num_records

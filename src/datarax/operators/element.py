@@ -161,7 +161,17 @@ def accepts_key(fn: Callable, where: str) -> bool | None:
 
     Callables taking ``*args`` (NumPy-style ufuncs, for example) or without an
     inspectable signature are called with a key only by stochastic operators.
+
+    Raises:
+        OperatorError: ``fn`` is not callable, or takes no argument.
     """
+    if not callable(fn):
+        raise OperatorError(
+            "not a function",
+            where=where,
+            expected="fn=callable(element) or callable(element, key)",
+            found=f"{type(fn).__name__}: {fn!r}"[:200],
+        )
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):

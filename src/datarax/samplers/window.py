@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datarax.core.config import Config, require_int, require_positive
+from datarax.core.config import Config, require_positive, require_seed
 from datarax.core.rng import mix64
 from datarax.samplers.base import Sampler
 from datarax.samplers.feistel import FeistelPermutation
@@ -41,7 +41,7 @@ class WindowShuffleConfig(Config):
 
     def validate(self) -> None:
         require_positive(self, "buffer_size")
-        require_int(self, "seed")
+        require_seed(self)
 
 
 class WindowShuffleSampler(Sampler):

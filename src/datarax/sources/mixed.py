@@ -42,7 +42,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from datarax.core.config import Config, require_int, require_positive
+from datarax.core.config import Config, require_positive, require_seed
 from datarax.core.errors import ConfigError, DataraxError, SourceError, relocated
 from datarax.core.fields import check_fields, fields_match, record_rows
 from datarax.core.rng import mix64
@@ -79,9 +79,21 @@ class MixedSourceConfig(Config):
 
     def validate(self) -> None:
         weights = self.weights
-        if not weights or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 and math.isfinite(w)
-            for w in weights
+        if isinstance(weights, np.ndarray) and weights.ndim == 1:
+            weights = tuple(w.item() for w in weights)  # NumPy numbers as Python ones
+        elif isinstance(weights, (list, tuple)):
+            weights = tuple(w.item() if isinstance(w, np.generic) else w for w in weights)
+        object.__setattr__(self, "weights", weights)
+        if (
+            not isinstance(weights, tuple)
+            or not weights
+            or not all(
+                isinstance(w, (int, float))
+                and not isinstance(w, bool)
+                and w >= 0
+                and math.isfinite(w)
+                for w in weights
+            )
         ):
             raise ConfigError(
                 "invalid weights",
@@ -98,7 +110,7 @@ class MixedSourceConfig(Config):
             )
         require_positive(self, "window")
         require_positive(self, "num_records", allow_none=True)
-        require_int(self, "seed")
+        require_seed(self)
 
 
 class MixedSource(DataSource, pytree=False):
@@ -154,6 +166,14 @@ class MixedSource(DataSource, pytree=False):
                     found=type(source).__name__,
                 )
         self._component_spec = _same_fields(sources, self.name)
+        field = config.source_field
+        if field is not None and field in self._component_spec:
+            raise ConfigError(
+                "source_field would overwrite a field of the records",
+                where="MixedSourceConfig.source_field",
+                expected=f"a name other than the components' fields {sorted(self._component_spec)}",
+                found=repr(field),
+            )
         counts = window_counts(config.weights, config.window)
         self._sources = tuple(sources)
         self._lengths = np.array([len(s) for s in sources], np.int64)
