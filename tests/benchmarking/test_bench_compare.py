@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datarax.benchmarking.cli import main
 from datarax.benchmarking.compare import compare
 
@@ -109,3 +111,29 @@ def test_unreadable_input_exits_2_naming_the_file_and_the_problem(tmp_path, caps
     bad_row = dict(OLD, results=[{"scenario": "W1", "framework": "numpy", "status": "ok"}])
     assert main(["compare", old, _write(tmp_path, "bad.json", bad_row)]) == 2
     assert "results[0]: missing throughput figures" in capsys.readouterr().err
+
+
+def test_a_binary_file_exits_2_naming_the_byte(tmp_path, capsys):
+    old = _write(tmp_path, "old.json", OLD)
+    binary = tmp_path / "results.json"
+    binary.write_bytes(b'{"schema": "\xff\xfe"}')
+    assert main(["compare", old, str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert f"{binary}: not a text file; expected a UTF-8 JSON document, found byte b'\\xff'" in err
+
+
+def test_a_nan_median_is_not_a_figure(tmp_path, capsys):
+    old = _write(tmp_path, "old.json", OLD)
+    rows = OLD["results"][:1]
+    nan_row = dict(rows[0], elements_per_s={"median": float("nan"), "min": 1.0, "max": 2.0})
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(dict(OLD, results=[nan_row])))  # JSON's NaN
+    assert main(["compare", old, str(path)]) == 2
+    assert "results[0]: missing throughput figures" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-0.1", "1.5", "ten"])
+def test_the_threshold_is_a_finite_fraction(tmp_path, capsys, threshold):
+    old = _write(tmp_path, "old.json", OLD)
+    assert main(["compare", old, old, "--threshold", threshold]) == 2
+    assert f"expected a fraction in [0, 1), found '{threshold}'" in capsys.readouterr().err

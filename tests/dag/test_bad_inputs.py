@@ -178,3 +178,37 @@ def test_a_state_past_the_last_epoch_is_refused():
         it.set_state({**state, "epoch": 4})
     it.set_state({**state, "epoch": 3, "position": 0})  # exhausted: nothing left, no error
     assert list(it) == []
+
+
+def test_files_that_cannot_be_written_are_file_errors_naming_the_path(tmp_path):
+    from datarax.checkpoint import save_iterator_state
+    from datarax.core.errors import FileError
+    from datarax.sources import write_array_record
+
+    it = iter(from_source(source(), 4))
+    missing = tmp_path / "no" / "such" / "state.json"
+    expected = "expected a writable file in an existing folder, found No such file or directory"
+    with pytest.raises(
+        FileError, match=re.escape(f"{missing}: cannot write the iterator state; {expected}")
+    ):
+        save_iterator_state(missing, it)
+    drawing = tmp_path / "missing" / "graph.png"
+    with pytest.raises(
+        FileError, match=re.escape(f"{drawing}: cannot write the drawing; {expected}")
+    ):
+        from_source(source(), 4).plot(str(drawing))
+    assert isinstance(FileError("x"), OSError)  # existing `except OSError` still catches it
+    records = [{"x": np.arange(3)}]
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        target = read_only / "data.arrayrecord"
+        try:
+            write_array_record(target, records)
+        except FileError as error:
+            assert str(error).startswith(f"{target}: cannot write the record file")
+        else:  # root ignores the folder's mode: nothing to refuse
+            assert target.exists()
+    finally:
+        read_only.chmod(0o700)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("new", type=Path, help="results.json of the run to check")
     cmp.add_argument(
         "--threshold",
-        type=float,
+        type=_fraction,
         default=0.10,
         help="tolerated slow-down as a fraction (default: 0.10)",
     )
@@ -193,6 +194,17 @@ def write_outputs(results: dict[str, Any], directory: Path) -> list[Path]:
         throughput_chart(results, directory / "throughput.png"),
         ratio_chart(results, directory / "ratio.png"),
     ]
+
+
+def _fraction(text: str) -> float:
+    """A ``--threshold``: a finite fraction in ``[0, 1)`` (``nan`` would pass everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), found {text!r}")
+    return value
 
 
 def _compare(args: argparse.Namespace) -> int:

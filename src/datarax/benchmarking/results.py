@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,20 @@ def load_results(path: str | Path) -> dict[str, Any]:
     """Read and check a results file; raises :class:`ResultsFileError` saying what is wrong."""
     where = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ResultsFileError(
             "cannot read the file",
             where=where,
             expected="a readable results JSON file",
             found=exc.strerror or type(exc).__name__,
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ResultsFileError(
+            "not a text file",
+            where=where,
+            expected="a UTF-8 JSON document",
+            found=f"byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start}",
         ) from exc
     try:
         results = json.loads(text)
@@ -94,12 +102,16 @@ def check_results(results: Any, where: str = "results") -> None:
         if row["status"] == "ok":
             rate = row.get("elements_per_s")
             if not isinstance(rate, dict) or not all(
-                isinstance(rate.get(k), (int, float)) for k in ("median", "min", "max")
+                isinstance(rate.get(k), (int, float))
+                and not isinstance(rate.get(k), bool)
+                and math.isfinite(rate[k])
+                and rate[k] >= 0
+                for k in ("median", "min", "max")
             ):
                 raise ResultsFileError(
                     "missing throughput figures",
                     where=place,
-                    expected='"elements_per_s": {"median", "min", "max"} numbers',
+                    expected='"elements_per_s": {"median", "min", "max"} finite numbers >= 0',
                     found=repr(rate),
                 )
 

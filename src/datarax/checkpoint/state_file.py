@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from datarax.core.config import check_int
-from datarax.core.errors import StateError
+from datarax.core.errors import StateError, written
 
 FORMAT = "datarax.checkpoint.iterator"
 FORMAT_VERSION = 1
@@ -268,7 +268,9 @@ def save_iterator_state(path: StrPath, iterator: Any) -> None:
         path: The file to write (replaced if it exists).
         iterator: ``iter(pipeline)``.
     """
-    write_text_atomic(path, encode_document(iterator_document(iterator)))
+    document = encode_document(iterator_document(iterator))
+    with written(path, "write the iterator state"):
+        write_text_atomic(path, document)
 
 
 def load_iterator_state(path: StrPath, iterator: Any) -> None:

@@ -6,6 +6,7 @@ from datarax.core.element import Element
 from datarax.core.errors import (
     ConfigError,
     DataraxError,
+    FileError,
     OperatorError,
     PipelineBuildError,
     SchemaError,
@@ -21,6 +22,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataraxError",
+    "FileError",
     "DataraxModule",
     "Element",
     "OperatorError",

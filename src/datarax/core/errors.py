@@ -15,6 +15,8 @@ expected 1000 records in 'label', found 999
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -104,6 +106,35 @@ class RecordError(DataraxError):
 
 class WorkerError(DataraxError, RuntimeError):
     """A host-plane worker process died or could not be started."""
+
+
+class FileError(DataraxError, OSError):
+    """A file the library writes (a state, a drawing, a record file) cannot be written."""
+
+
+@contextlib.contextmanager
+def written(path: Any, action: str) -> Iterator[None]:
+    """A context turning an ``OSError`` while writing ``path`` into a :class:`FileError`.
+
+    Example:
+        >>> with written("/no/such/folder/state.json", "write the iterator state"):
+        ...     open("/no/such/folder/state.json", "w")
+        Traceback (most recent call last):
+        ...
+        datarax.core.errors.FileError: /no/such/folder/state.json: cannot write the \
+iterator state; expected a writable file in an existing folder, found No such file or directory
+    """
+    try:
+        yield
+    except DataraxError:
+        raise
+    except OSError as error:
+        raise FileError(
+            f"cannot {action}",
+            where=str(path),
+            expected="a writable file in an existing folder",
+            found=error.strerror or f"{type(error).__name__}: {error}",
+        ) from error
 
 
 def relocated(error: DataraxError, where: str) -> DataraxError:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from datarax.core.errors import DataraxError
+from datarax.core.errors import DataraxError, written
 from datarax.dag.base import Fanout, Node, OperatorNode, Sequential
 from datarax.dag.branch import Branch, Switch
 from datarax.dag.cache import CacheNode
@@ -322,5 +322,8 @@ def plot(pipeline: Pipeline, path: str) -> None:
     ax.set_xlim(min(xs) - 2.0, max(xs) + 2.0)
     ax.set_ylim(-height + 0.4, 0.6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with written(path, "write the drawing"):
+            fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from datarax.core.config import Config
-from datarax.core.errors import ConfigError, DataraxError, SourceError, relocated
+from datarax.core.errors import ConfigError, DataraxError, SourceError, relocated, written
 from datarax.core.optional import require
 from datarax.sources.base import callable_name, check_indices, empty_source_error
 from datarax.sources.codec import decode_record, decode_records, encode_record
@@ -315,9 +315,10 @@ def write_array_record(
     rows = _rows(records, where)
     temporary = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
     try:
-        count = _write_rows(module, temporary, rows, options, where, compress, level)
-        _sync(temporary)
-        os.replace(temporary, target)
+        with written(target, "write the record file"):
+            count = _write_rows(module, temporary, rows, options, where, compress, level)
+            _sync(temporary)
+            os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
