@@ -327,18 +327,14 @@ def compiling(node: Node) -> Iterator[None]:
         yield
     except DataraxError:
         raise
-    except _UNTRACEABLE as exc:
-        raise PipelineBuildError(
-            "node cannot be compiled",
-            where=node.name,
-            expected="a function JAX can trace (no Python branching or NumPy calls on values)",
-            found=_first_line(exc),
-        ) from exc
     except Exception as exc:
+        untraceable = isinstance(exc, _UNTRACEABLE)
         raise PipelineBuildError(
-            "the node raised while it was traced",
+            "node cannot be compiled" if untraceable else "the node raised while it was traced",
             where=node.name,
-            expected="a function of the batch's fields (and a key when stochastic)",
+            expected="a function JAX can trace (no Python branching or NumPy calls on values)"
+            if untraceable
+            else "a function of the batch's fields (and a key when stochastic)",
             found=_first_line(exc),
         ) from exc
 
