@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datarax.batching.geometry import Geometry
-from datarax.core.config import Config, require_positive
-from datarax.core.errors import ConfigError
+from datarax.core.config import Config, require_bool, require_positive
 from datarax.core.module import DataraxModule
 
 
@@ -22,13 +21,7 @@ class DefaultBatcherConfig(Config):
 
     def validate(self) -> None:
         require_positive(self, "batch_size")
-        if not isinstance(self.drop_remainder, bool):
-            raise ConfigError(
-                "must be a bool",
-                where="DefaultBatcherConfig.drop_remainder",
-                expected="True or False",
-                found=repr(self.drop_remainder),
-            )
+        require_bool(self, "drop_remainder")
 
 
 class DefaultBatcher(DataraxModule):

@@ -174,6 +174,12 @@ def check_bool(value: Any, *, where: str, error: type[DataraxError] = ConfigErro
     return value
 
 
+def require_bool(config: Config, field: str) -> None:
+    """Check that ``config.field`` is a bool (see :func:`check_bool`)."""
+    value = check_bool(getattr(config, field), where=f"{type(config).__name__}.{field}")
+    object.__setattr__(config, field, value)
+
+
 def require_names(config: Config, field: str) -> None:
     """Check that ``config.field`` is ``None`` or distinct non-empty names; store them as a tuple.
 

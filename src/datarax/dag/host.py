@@ -186,7 +186,7 @@ class BatchNode(Node):
     @property
     def drop_remainder(self) -> bool:
         """Whether each epoch's short last batch is dropped."""
-        return bool(self.batcher.config.drop_remainder)
+        return self.batcher.drop_remainder
 
     def __repr__(self) -> str:
         drop = ", drop_remainder" if self.drop_remainder else ""

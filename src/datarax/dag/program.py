@@ -277,11 +277,6 @@ class ProgramCache:
         split: Callable[[Any], list[Any]] = self._get(("split", parts), lambda: split_fn(parts))
         return split
 
-    def clear(self) -> None:
-        """Forget every compiled function (XLA's own caches are left as they are)."""
-        with self._lock:
-            self._functions.clear()
-
     def _get(self, key: Any, build: Callable[[], Any]) -> Any:
         with self._lock:
             value = self._functions.get(key)

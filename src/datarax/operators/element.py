@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from datarax.core.config import Config
+from datarax.core.config import Config, require_bool
 from datarax.core.element import Element
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
 from datarax.core.identity import function_identity
@@ -31,13 +31,7 @@ class ElementOperatorConfig(Config):
     stream_name: str | None = None
 
     def validate(self) -> None:
-        if not isinstance(self.stochastic, bool):
-            raise ConfigError(
-                "must be a bool",
-                where="ElementOperatorConfig.stochastic",
-                expected="True or False",
-                found=repr(self.stochastic),
-            )
+        require_bool(self, "stochastic")
         if self.stream_name is not None and (
             not isinstance(self.stream_name, str) or not self.stream_name
         ):
