@@ -384,7 +384,7 @@ def test_config_validation(config_cls, kwargs, field, expected, found):
     with pytest.raises(
         ConfigError,
         match="^"
-        + re.escape(f"ElementOperatorConfig.{field}: {what}; expected {expected}, found {found}")
+        + re.escape(f"{config_cls.__name__}.{field}: {what}; expected {expected}, found {found}")
         + "$",
     ):
         config_cls(**kwargs)

@@ -37,7 +37,7 @@ class ElementOperatorConfig(Config):
         ):
             raise ConfigError(
                 "must be a non-empty string or None",
-                where="ElementOperatorConfig.stream_name",
+                where=f"{type(self).__name__}.stream_name",
                 expected="a name such as 'augmentations'",
                 found=repr(self.stream_name),
             )
