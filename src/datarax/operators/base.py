@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from datarax.core.config import Config
@@ -102,6 +103,18 @@ class Operator(DataraxModule, abc.ABC):
         words = jax.random.key_data(self.keys_for(record_ids, epoch, seed))
         return words.reshape(record_ids.shape[0], -1)[:, :2]
 
+    def uniforms(self, record_ids: jax.Array, epoch: jax.Array, seed: int, count: int) -> jax.Array:
+        """``count`` uniform floats in [0, 1) per record, shape ``(batch, count)``.
+
+        Drawn from the record's key, so they depend only on (stream, seed, epoch,
+        record id). Up to two come straight from :meth:`random_words` (24 bits each);
+        more are drawn with ``jax.random.uniform`` from the record's key.
+        """
+        if count <= 2:
+            return uniform(self.random_words(record_ids, epoch, seed)[:, :count])
+        keys = self.keys_for(record_ids, epoch, seed)
+        return jax.vmap(lambda key: jax.random.uniform(key, (count,)))(keys)
+
     def fingerprint(self) -> dict[str, Any]:
         """What determines this operator's output apart from its parameter values."""
         return {
@@ -128,6 +141,11 @@ class Operator(DataraxModule, abc.ABC):
                 expected=expected,
                 found=found,
             )
+
+
+def uniform(words: jax.Array) -> jax.Array:
+    """A float in [0, 1) per ``uint32`` word (its top 24 bits)."""
+    return (words >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
 
 
 def apply_in_order(

@@ -10,7 +10,9 @@ from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator
+from datarax.operators.base import Fields, Operator, uniform
+
+__all__ = ["ImageOperator", "ImageOperatorConfig", "as_pair", "uniform"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,18 @@ class ImageOperator(Operator):
         self.require_config(config)
         stream = config.stream_name or type(self).__name__
         super().__init__(
-            config, stochastic=self.stochastic_default, stream_name=stream, rngs=rngs, name=name
+            config, stochastic=self.is_stochastic(config), stream_name=stream, rngs=rngs, name=name
         )
+
+    @classmethod
+    def is_stochastic(cls, config: ImageOperatorConfig) -> bool:
+        """Whether operators built from ``config`` draw random numbers per record.
+
+        ``stochastic_default`` unless a subclass decides from its config (an
+        operator with a ``(low, high)`` magnitude is stochastic, one with a fixed
+        value is not).
+        """
+        return cls.stochastic_default
 
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
@@ -96,8 +108,3 @@ def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:
             found=repr(value),
         )
     return pair
-
-
-def uniform(words: jax.Array) -> jax.Array:
-    """A float in [0, 1) per word (24 random bits)."""
-    return (words >> 8).astype("float32") * (1.0 / (1 << 24))
