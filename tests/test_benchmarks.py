@@ -59,3 +59,13 @@ def test_the_advanced_dag_workload_matches_its_references_up_to_the_flips():
         )
         assert (flipped | plain).all(), system
         assert 0 < flipped.sum() < 32, system
+
+
+def test_the_soak_loses_and_duplicates_nothing_in_a_short_run():
+    from benchmarks.soak import failed, soak
+
+    report = soak(minutes=10, seed=1, records=200, max_steps=120)
+    assert report["steps"] == 120 and report["epochs_completed"] >= 10
+    assert report["records_lost"] == report["records_duplicated"] == 0
+    assert report["wrong_values"] == report["state_mismatches"] == 0
+    assert not failed(report)

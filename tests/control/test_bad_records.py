@@ -122,6 +122,7 @@ def test_skipped_records_are_logged_by_id(caplog):
         list(skipping(epochs=1))
     assert [r.getMessage() for r in caplog.records] == [
         f"skipped a bad record: SequenceSource[list], record {i}: the record cannot be read; "
+        "expected a source and decoder that read it, "
         f"found ValueError: corrupt bytes in record {i}"
         for i in BAD
     ]
@@ -142,13 +143,14 @@ def test_a_bad_record_0_is_left_to_the_policy():
     with raises(
         RecordError,
         "SequenceSource[list], record 0: the record cannot be read; "
+        "expected a source and decoder that read it, "
         "found ValueError: corrupt bytes in record 0",
     ):
         next(stop)
     with raises(
         RecordError,
         "SequenceSource[list], record 0, HostOperator(FailOn): the host operator raised; "
-        "found ValueError: corrupt bytes in record 0",
+        "expected a function that returns the record, found ValueError: corrupt bytes in record 0",
     ):
         next(iter(from_source(SequenceSource(records), 3) >> HostOperator(FailOn({0}))))
 
@@ -159,6 +161,7 @@ def test_fields_cannot_be_learned_when_the_first_records_are_all_bad():
         with raises(
             RecordError,
             "SequenceSource[list], record 0: the record cannot be read; "
+            "expected a source and decoder that read it, "
             "found ValueError: corrupt bytes in record 0",
         ):
             from_source(source, 4, bad_records=policy)
@@ -255,10 +258,10 @@ def test_invalid_policies_are_config_errors():
         (dict(on_error="skip", max_skipped=2.0), "max_skipped: invalid budget", "found 2.0"),
         (
             dict(on_error="skip", max_fraction=1.5),
-            "BadRecordPolicy.max_fraction: invalid budget; expected a number in [0, 1] or None, "
-            "found 1.5",
+            "BadRecordPolicy.max_fraction: out of range; expected a finite number in [0, 1] or "
+            "None, found 1.5",
         ),
-        (dict(on_error="skip", max_fraction=-0.1), "max_fraction: invalid budget", "found -0.1"),
+        (dict(on_error="skip", max_fraction=-0.1), "max_fraction: out of range", "found -0.1"),
         (dict(on_error="skip", max_fraction=float("nan")), "max_fraction", "found nan"),
         (
             dict(on_error="raise", max_skipped=3),
@@ -272,7 +275,7 @@ def test_invalid_policies_are_config_errors():
             BadRecordPolicy(**kwargs)
     with raises(
         ConfigError,
-        "bad_records: unknown bad-record policy; expected 'raise', 'skip' or a "
+        "from_source(bad_records=...): unknown bad-record policy; expected 'raise', 'skip' or a "
         "BadRecordPolicy, found 'ignore'",
     ):
         skipping("ignore")
@@ -360,6 +363,7 @@ def test_raise_policy_names_the_first_bad_record_on_any_workers():
         (
             RecordError,
             "SequenceSource[list], record 3: the record cannot be read; "
+            "expected a source and decoder that read it, "
             "found ValueError: corrupt bytes in record 3",
         ),
         (
@@ -375,7 +379,8 @@ def test_raise_policy_names_the_first_bad_record_on_any_workers():
         (
             RecordError,
             "SequenceSource[list], record 9, HostOperator(misbehave): the host operator "
-            "raised; found ZeroDivisionError: no scale for record 9",
+            "raised; expected a function that returns the record, found ZeroDivisionError: no "
+            "scale for record 9",
         ),
     ]
     for workers, mode in ((0, "thread"), (2, "thread"), (2, "process")):

@@ -21,3 +21,17 @@ class InterruptOnce:
             Path(self.marker).touch()
             raise KeyboardInterrupt
         return record
+
+
+class InterruptingDecoder:
+    """A decoder (``{"x": ...}`` records as they are) that interrupts once at ``record``."""
+
+    def __init__(self, record: int, marker: Path) -> None:
+        self.record, self.marker = record, str(marker)
+        self.__name__ = "interrupting_decoder"
+
+    def __call__(self, raw):
+        if int(raw["x"]) == self.record and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            raise KeyboardInterrupt
+        return raw

@@ -82,7 +82,7 @@ def test_the_skip_budget_names_the_records_where_it_runs_out():
 
 def test_the_index_window_equals_the_samplers_indices_for_any_range():
     sampler = ShuffleSampler(ShuffleSamplerConfig(num_records=50_000, seed=3))
-    window = IndexWindow(sampler, epoch=2)
+    window = IndexWindow(sampler, epoch=2, num_records=len(sampler))
     for start, stop in [(0, 10), (5, 20_000), (19_990, 20_010), (100, 200), (49_000, 50_000)]:
         np.testing.assert_array_equal(window.get(start, stop), sampler.indices(2, start, stop))
 

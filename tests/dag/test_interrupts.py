@@ -6,12 +6,13 @@ import threading
 
 import numpy as np
 import pytest
-from interrupting import InterruptOnce
+from interrupting import InterruptingDecoder, InterruptOnce
 
 from datarax import from_source
 from datarax.control import Prefetcher
 from datarax.dag.nodes import HostOperator
-from datarax.sources import MemorySource, MemorySourceConfig
+from datarax.dag.program import Program
+from datarax.sources import MemorySource, MemorySourceConfig, SequenceSource
 from harness import snapshot
 
 N = 60
@@ -71,6 +72,83 @@ def test_an_interrupted_read_loses_nothing_and_the_state_stays_before_it(
     restored.set_state(state_at_interrupt)
     rest = [snapshot(b) for b in restored]
     assert rest == reference[len(reference) - len(rest) :] and len(rest) > 0
+
+
+def record_pipeline(decoder, prefetch: int, workers: int = 0, mode: str = "thread"):
+    records = [{"x": np.int32(i)} for i in range(N)]
+    return from_source(
+        SequenceSource(records, decoder=decoder),
+        4,
+        shuffle=True,
+        seed=5,
+        num_epochs=2,
+        prefetch=prefetch,
+        batches_per_call=2,
+        workers=workers,
+        worker_mode=mode,
+    )
+
+
+def pass_through(raw):
+    return raw
+
+
+def assert_interrupt_loses_nothing(make, reference) -> None:
+    """One interrupt somewhere in the stream: nothing lost, the state stays before it,
+    and a new iterator restored from that state gives the rest of the stream."""
+    it = iter(make())
+    got, state_at_interrupt = [], None
+    while True:
+        state = it.get_state()
+        try:
+            batch = next(it)
+        except KeyboardInterrupt:
+            state_at_interrupt = it.get_state()
+            assert state_at_interrupt == state
+            continue
+        except StopIteration:
+            break
+        got.append(snapshot(batch))
+    assert state_at_interrupt is not None, "the interrupt never happened"
+    assert got == reference
+    restored = iter(make())
+    restored.set_state(state_at_interrupt)
+    rest = [snapshot(b) for b in restored]
+    assert rest == reference[len(reference) - len(rest) :] and len(rest) > 0
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "workers", "mode"),
+    [(0, 0, "thread"), (2, 0, "thread"), (0, 2, "thread"), (1, 2, "process")],
+    ids=["inline", "prefetch-thread", "thread-workers", "process-workers"],
+)
+def test_an_interrupted_decode_loses_nothing(tmp_path, prefetch, workers, mode):
+    reference = [snapshot(b) for b in record_pipeline(pass_through, 0)]
+    victim = int(reference_ids(record_pipeline(pass_through, 0))[N + 21])
+    marker = tmp_path / "interrupted"
+    assert_interrupt_loses_nothing(
+        lambda: record_pipeline(InterruptingDecoder(victim, marker), prefetch, workers, mode),
+        reference,
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "workers"), [(0, 0), (2, 0), (0, 2)], ids=["inline", "prefetch-thread", "workers"]
+)
+def test_an_interrupted_transfer_or_dispatch_loses_nothing(monkeypatch, prefetch, workers):
+    reference = [snapshot(b) for b in pipeline(keep, 0)]
+    calls = {"n": 0}
+    run = Program.run
+
+    def interrupted_once(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # a chunk in the middle of the stream, before its output
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Program, "run", interrupted_once)
+    assert_interrupt_loses_nothing(lambda: pipeline(keep, prefetch, workers), reference)
+    assert calls["n"] > 7
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from datarax.benchmarking.charts import ratio_chart, throughput_chart
-from datarax.benchmarking.compare import compare, format_changes
+from datarax.benchmarking.compare import check_threshold, compare, format_changes
 from datarax.benchmarking.docs import update_docs
 from datarax.benchmarking.machine import PLATFORMS
 from datarax.benchmarking.profiles import PROFILES
@@ -199,12 +198,9 @@ def write_outputs(results: dict[str, Any], directory: Path) -> list[Path]:
 def _fraction(text: str) -> float:
     """A ``--threshold``: a finite fraction in ``[0, 1)`` (``nan`` would pass everything)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), found {text!r}")
-    return value
+        return check_threshold(float(text), "--threshold")
+    except (ValueError, DataraxError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), found {text!r}") from exc
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -15,10 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from datarax.benchmarking.results import format_rate
+from datarax.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,22 @@ class Change:
         return self.new / self.old - 1.0
 
 
+def check_threshold(threshold: Any, where: str = "compare(threshold=...)") -> float:
+    """``threshold`` when it is a finite fraction in ``[0, 1)`` (NaN would pass everything)."""
+    valid = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if not (valid and math.isfinite(threshold) and 0.0 <= threshold < 1.0):
+        raise ConfigError(
+            "invalid noise threshold",
+            where=where,
+            expected="a fraction in [0, 1)",
+            found=repr(threshold),
+        )
+    return float(threshold)
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], threshold: float = 0.10) -> list[Change]:
     """Every pair of ``old`` and ``new`` with its verdict, in the old run's order."""
+    check_threshold(threshold)
     old_rows = _by_key(old)
     new_rows = _by_key(new)
     keys = list(old_rows) + [k for k in new_rows if k not in old_rows]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from datarax.core.config import Config, check_int
+from datarax.core.config import Config, check_int, require_number
 from datarax.core.errors import ConfigError
 
 
@@ -61,17 +61,7 @@ class BadRecordPolicy(Config):
             message="invalid budget",
         )
         object.__setattr__(self, "max_skipped", max_skipped)
-        if self.max_fraction is not None and not (
-            isinstance(self.max_fraction, (int, float))
-            and not isinstance(self.max_fraction, bool)
-            and 0.0 <= self.max_fraction <= 1.0
-        ):
-            raise ConfigError(
-                "invalid budget",
-                where="BadRecordPolicy.max_fraction",
-                expected="a number in [0, 1] or None",
-                found=repr(self.max_fraction),
-            )
+        require_number(self, "max_fraction", minimum=0.0, maximum=1.0, allow_none=True)
         if self.on_error == "raise" and (
             self.max_skipped is not None or self.max_fraction is not None
         ):
@@ -107,7 +97,7 @@ def as_policy(value: BadRecordPolicy | str) -> BadRecordPolicy:
         return BadRecordPolicy(on_error=value)  # type: ignore[arg-type]
     raise ConfigError(
         "unknown bad-record policy",
-        where="bad_records",
+        where="from_source(bad_records=...)",
         expected="'raise', 'skip' or a BadRecordPolicy",
         found=repr(value),
     )

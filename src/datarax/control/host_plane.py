@@ -24,7 +24,7 @@ import numpy as np
 from datarax.control.bad_records import BadRecordPolicy
 from datarax.control.host_operator import HostFunction
 from datarax.control.workers import WorkerMode, Workers, make_workers
-from datarax.core.errors import DataraxError, RecordError
+from datarax.core.errors import DataraxError, RecordError, SchemaError
 from datarax.core.fields import fields_match, record_fields, record_rows
 from datarax.memory.shared import SharedArrays
 from datarax.sources.base import DataSource
@@ -54,6 +54,7 @@ class RecordJob:
         self.spec: Spec | None = None  # after the host operators
         self.source_spec: Spec = {}  # as decoded
         self.skip = False
+        self._text: tuple[str, ...] | None = None  # text fields, handed over as str/bytes
 
     def record(self, raw: Any, record_id: int, epoch: int) -> dict[str, np.ndarray]:
         """One record through the decoder and the host operators."""
@@ -64,8 +65,18 @@ class RecordJob:
     def transform(
         self, record: dict[str, np.ndarray], record_id: int, epoch: int
     ) -> dict[str, np.ndarray]:
-        """One decoded record through the host operators."""
+        """One decoded record through the host operators.
+
+        Text fields reach them as ``str`` or ``bytes``, not as 0-d object arrays.
+        """
         source = self.source
+        if self.operators:
+            if self._text is None:
+                self._text = tuple(
+                    k for k, v in record.items() if v.dtype == object and v.ndim == 0
+                )
+            for k in self._text:
+                record[k] = record[k].item()
         for op in self.operators:
             try:
                 out = op.apply(record, self.seed, epoch, record_id)
@@ -75,6 +86,7 @@ class RecordJob:
                 raise RecordError(
                     "the host operator raised",
                     where=f"{source.name}, record {record_id}, {op.name}",
+                    expected="a function that returns the record",
                     found=f"{type(exc).__name__}: {exc}",
                 ) from exc
             record = _fields(out, source.name, record_id, op.name)
@@ -214,6 +226,22 @@ class HostPlane:
                 spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in record.items()}
             self._spec = spec
         return self._spec
+
+    def check_batchable(self) -> None:
+        """Raise unless every field of :meth:`element_spec` can be batched (none is text).
+
+        Record sources may deliver text for host operators to turn into numbers;
+        text that reaches the batch is refused when the pipeline starts.
+        """
+        text = [k for k, v in self.element_spec().items() if v.dtype == object]
+        if text:
+            raise SchemaError(
+                "text cannot be batched",
+                where=f"{self.source.name}, field '{text[0]}'",
+                expected="numeric fields: a host operator that turns the text into numbers "
+                "(e.g. datarax.operators.text.Tokenize), or a decoder that drops it",
+                found="a text field reaching the batch",
+            )
 
     def _record(self, record_id: int) -> dict[str, np.ndarray]:
         return self._job.record(self._job._read_one(record_id), record_id, 0)

@@ -36,7 +36,7 @@ import numpy as np
 
 from datarax.control.run_ahead import RunAhead
 from datarax.core.config import check_int
-from datarax.core.errors import StateError
+from datarax.core.errors import ConfigError, StateError
 
 
 class Prefetcher(Iterator[Any]):
@@ -61,6 +61,20 @@ class Prefetcher(Iterator[Any]):
         max_bytes: int | None = None,
         transform: Callable[[Any], Any] | None = None,
     ) -> None:
+        if not hasattr(iterator, "__next__"):
+            raise ConfigError(
+                "not an iterator",
+                where="Prefetcher",
+                expected="an iterator (e.g. iter(pipeline))",
+                found=type(iterator).__name__,
+            )
+        if transform is not None and not callable(transform):
+            raise ConfigError(
+                "transform is not a function",
+                where="Prefetcher(transform=...)",
+                expected="a callable item -> item, or None",
+                found=type(transform).__name__,
+            )
         check_int(buffer_size, where="Prefetcher", minimum=1, message="invalid buffer size")
         check_int(
             max_bytes, where="Prefetcher", minimum=1, allow_none=True, message="invalid byte bound"

@@ -21,6 +21,8 @@ expected an int > 0, found 0
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -210,6 +212,60 @@ def require_names(config: Config, field: str) -> None:
             found=repr(names),
         )
     object.__setattr__(config, field, tuple(names))  # hashable, whatever was passed
+
+
+def check_number(
+    value: Any,
+    *,
+    where: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_none: bool = False,
+    error: type[DataraxError] = ConfigError,
+) -> float | None:
+    """``value`` as a float when it is a finite real number in ``[minimum, maximum]``.
+
+    NumPy numbers are accepted; ``bool``, NaN and infinities are refused.
+
+    Example:
+        >>> check_number(0.5, where="RandomFlipConfig.probability", minimum=0, maximum=1)
+        0.5
+        >>> check_number(None, where="RandomFlipConfig.probability", minimum=0, maximum=1)
+        Traceback (most recent call last):
+        ...
+        datarax.core.errors.ConfigError: RandomFlipConfig.probability: must be a number; \
+expected a finite number in [0, 1], found None
+    """
+    if value is None and allow_none:
+        return None
+    low = "-inf" if minimum is None else f"{minimum:g}"
+    high = "inf" if maximum is None else f"{maximum:g}"
+    expected = f"a finite number in [{low}, {high}]" + (" or None" if allow_none else "")
+    real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not real or not math.isfinite(float(value)):
+        raise error("must be a number", where=where, expected=expected, found=repr(value))
+    number = float(value)
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise error("out of range", where=where, expected=expected, found=repr(value))
+    return number
+
+
+def require_number(
+    config: Config,
+    field: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_none: bool = False,
+) -> None:
+    """Check that ``config.field`` is a number (see :func:`check_number`)."""
+    check_number(
+        getattr(config, field),
+        where=f"{type(config).__name__}.{field}",
+        minimum=minimum,
+        maximum=maximum,
+        allow_none=allow_none,
+    )
 
 
 def require_positive(config: Config, field: str, *, allow_none: bool = False) -> None:

@@ -23,13 +23,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from datarax.core.dtypes import narrowed
 from datarax.core.errors import DataraxError, SchemaError, SourceError
 
 
-def field_array(value: Any, *, source: str, field: str, record: int | None = None) -> np.ndarray:
+def is_numeric(dtype: np.dtype) -> bool:
+    """Whether arrays of ``dtype`` can be a field of a batch: bool, integer or floating.
+
+    Floating includes the types JAX adds to NumPy (``bfloat16``, the ``float8`` types).
+    """
+    return dtype.kind in "biuf" or (dtype.kind == "V" and jnp.issubdtype(dtype, jnp.floating))
+
+
+def is_text(value: Any) -> bool:
+    """Whether ``value`` is text: a ``str`` or ``bytes``, or an array of them."""
+    if isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind in "USO" and _all_text(value)
+
+
+def _all_text(array: np.ndarray) -> bool:
+    if array.dtype.kind in "US":
+        return True
+    return all(isinstance(v, (str, bytes)) for v in array.reshape(-1))
+
+
+def field_array(
+    value: Any, *, source: str, field: str, record: int | None = None, text: bool = False
+) -> np.ndarray:
     """``value`` as a numeric NumPy array, 64-bit values narrowed as JAX narrows them.
 
     Args:
@@ -38,13 +62,21 @@ def field_array(value: Any, *, source: str, field: str, record: int | None = Non
         field: The field's name.
         record: The record the value belongs to; ``None`` for a whole column, which
             then needs a record axis.
+        text: Also accept text (``str``, ``bytes`` or arrays of them), returned as an
+            array of dtype ``object`` holding the Python strings. Records decoded on
+            the host plane may carry text for host operators (a tokeniser) to turn
+            into numbers; batches never hold text.
 
     Raises:
         SourceError: naming the source, field and record, when the value is ragged,
-            not numeric, a scalar column, or holds 64-bit integers that do not fit
-            in 32 bits.
+            not numeric (nor text when accepted), a scalar column, or holds 64-bit
+            integers that do not fit in 32 bits.
     """
     place = f"{source}, field '{field}'" + (f", record {record}" if record is not None else "")
+    if text and is_text(value):
+        array = np.empty(np.shape(value), dtype=object)
+        array[...] = value.tolist() if isinstance(value, np.ndarray) else value
+        return array
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists
@@ -54,26 +86,27 @@ def field_array(value: Any, *, source: str, field: str, record: int | None = Non
             expected="an array or nested lists of equal lengths",
             found=type(value).__name__,
         ) from exc
-    if array.dtype.kind not in "biuf" or (record is None and array.ndim == 0):
+    if not is_numeric(array.dtype) or (record is None and array.ndim == 0):
         raise SourceError(
             "field is not a numeric array",
             where=place,
             expected="a bool, integer or floating array"
-            + (" with a record axis" if record is None else ""),
+            + (" with a record axis" if record is None else "")
+            + (", or text" if text else ""),
             found=f"{type(value).__name__} of dtype {array.dtype} and shape {array.shape}",
         )
     return narrowed(array, where=place)
 
 
 def record_fields(
-    values: Mapping[Any, Any], *, source: str, record: int | None = None
+    values: Mapping[Any, Any], *, source: str, record: int | None = None, text: bool = False
 ) -> dict[str, np.ndarray]:
     """Every value of a record (or every column, when ``record`` is ``None``) as a field array.
 
     Field names become ``str``; each value goes through :func:`field_array`.
     """
     return {
-        str(k): field_array(v, source=source, field=str(k), record=record)
+        str(k): field_array(v, source=source, field=str(k), record=record, text=text)
         for k, v in values.items()
     }
 

@@ -26,6 +26,7 @@ from datarax.control.bad_records import BadRecordPolicy
 from datarax.control.host_plane import HostPlane
 from datarax.core.errors import RecordError
 from datarax.samplers.base import Sampler
+from datarax.sources.base import check_indices
 from datarax.sources.record import StreamingSource
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class ChunkStream:
     def _epoch(
         self, epoch: int, position: int, origin: int, budget: SkipBudget, wait: bool
     ) -> Iterator[Chunk]:
-        window = IndexWindow(self.sampler, epoch)
+        window = IndexWindow(self.sampler, epoch, len(self.plane.source))
         grid = self.geometry.remaining(origin)
         local = position - origin
         start = grid.chunk_start(local)
@@ -225,8 +226,9 @@ class IndexWindow:
     positions at once keeps that cost negligible while memory stays bounded.
     """
 
-    def __init__(self, sampler: Sampler, epoch: int) -> None:
+    def __init__(self, sampler: Sampler, epoch: int, num_records: int) -> None:
         self._sampler, self._epoch, self._n = sampler, epoch, len(sampler)
+        self._records = num_records
         self._start, self._ids = 0, np.empty(0, np.int64)
 
     def get(self, start: int, stop: int) -> np.ndarray:
@@ -237,4 +239,6 @@ class IndexWindow:
             self._ids = self._sampler.indices(
                 self._epoch, start, min(self._n, max(stop, start + INDEX_WINDOW))
             )
+            # A sampler's ids past the source would be clamped by device gathers.
+            check_indices(self._ids, self._records, where=type(self._sampler).__name__)
         return self._ids[start - self._start : stop - self._start]

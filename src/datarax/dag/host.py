@@ -8,6 +8,7 @@ top level). The machinery that runs them lives below, in :mod:`datarax.control`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from datarax.samplers.base import Sampler
 from datarax.samplers.sequential import SequentialSampler, SequentialSamplerConfig
 from datarax.samplers.shuffle import ShuffleSampler, ShuffleSamplerConfig
 from datarax.samplers.window import WindowShuffleConfig, WindowShuffleSampler
-from datarax.sources.base import DataSource
+from datarax.sources.base import DataSource, empty_source_error
 from datarax.sources.record import SequenceSource
 
 
@@ -75,6 +76,13 @@ class DataSourceNode(Node):
         worker_mode: WorkerMode = "thread",
         bad_records: BadRecordPolicy | str = "raise",
     ) -> None:
+        if isinstance(source, Mapping):
+            raise PipelineBuildError(
+                "a dict is not a source",
+                where="DataSourceNode",
+                expected="MemorySource(MemorySourceConfig(), data=columns) for a dict of columns",
+                found=f"dict with keys {sorted(map(str, source))[:8]}",
+            )
         if not isinstance(source, DataSource):
             if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
                 raise PipelineBuildError(
@@ -115,6 +123,10 @@ class DataSourceNode(Node):
             error=PipelineBuildError,
             message="invalid number of epochs",
         )
+        if len(source) == 0:
+            raise empty_source_error(source.name)
+        if sampler is not None:
+            check_sampler(sampler, len(source))
         if sampler is None:
             sampler = (
                 ShuffleSampler(ShuffleSamplerConfig(num_records=len(source), seed=seed))
@@ -175,6 +187,20 @@ class BatchNode(Node):
                 )
             batcher = DefaultBatcher(
                 DefaultBatcherConfig(batch_size=batch_size, drop_remainder=drop_remainder)
+            )
+        elif not isinstance(batcher, DefaultBatcher):
+            raise PipelineBuildError(
+                "not a batcher",
+                where="BatchNode(batcher=...)",
+                expected="a DefaultBatcher",
+                found=type(batcher).__name__,
+            )
+        elif batch_size is not None and batch_size != batcher.batch_size:
+            raise PipelineBuildError(
+                "two batch sizes",
+                where="BatchNode",
+                expected=f"batch_size=None or the batcher's {batcher.batch_size}",
+                found=f"batch_size={batch_size!r}",
             )
         self._init(batcher=batcher)
 
@@ -326,6 +352,9 @@ class HostOperator(Node):
                 expected="a callable record -> record",
                 found=type(fn).__name__,
             )
+        stochastic = check_bool(
+            stochastic, where="HostOperator(stochastic=...)", error=PipelineBuildError
+        )
         function = HostFunction(fn, stochastic, stream_name or "", name or "")
         self._init(function=function)
 
@@ -357,3 +386,22 @@ class HostOperator(Node):
 
     def fingerprint(self) -> dict[str, Any]:
         return self.function.fingerprint()
+
+
+def check_sampler(sampler: Any, num_records: int) -> None:
+    """Raise unless ``sampler`` is a :class:`Sampler` whose ids fit ``num_records`` records."""
+    if not isinstance(sampler, Sampler):
+        raise PipelineBuildError(
+            "not a sampler",
+            where="DataSourceNode(sampler=...)",
+            expected="a datarax Sampler (e.g. ShuffleSampler)",
+            found=type(sampler).__name__,
+        )
+    addressed = sampler.records_addressed
+    if addressed is not None and addressed > num_records:
+        raise PipelineBuildError(
+            "the sampler addresses more records than the source has",
+            where="DataSourceNode(sampler=...)",
+            expected=f"record ids in [0, {num_records})",
+            found=f"{type(sampler).__name__} over {addressed} records",
+        )

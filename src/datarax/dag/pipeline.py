@@ -203,7 +203,9 @@ class Pipeline(Sequential):
         host_plane = _host_plane(source_node, host)
         element_spec = dict(host_plane.element_spec())
         steps = list(known_steps)
-        spec: Any = steps[-1].spec if steps else (element_spec, {})
+        # Text fields (for host operators) never reach the device: refused at the start.
+        numeric = {k: v for k, v in element_spec.items() if v.dtype != object}
+        spec: Any = steps[-1].spec if steps else (numeric, {})
         size = steps[-1].batch_size if steps else batch.batch_size
         for node in device[len(steps) :]:
             spec, size = _infer(node, spec, size, steps, source_node.seed)

@@ -309,6 +309,7 @@ def compile(pipeline: Pipeline, *, batches_per_call: int | None = None) -> Progr
     """
     runtime = runtime_of(pipeline)
     plane = runtime.host_plane
+    plane.check_batchable()
     view = pipeline.view
     compute_sharder = compute_sharder_of(pipeline)
     layout = device_major_layout(pipeline)

@@ -34,6 +34,11 @@ from datarax.core.errors import StateError
 
 STATE_FORMAT = "datarax.pipeline_iterator"
 STATE_VERSION = 2
+#: The entries a state may hold (``skipped`` only with ``bad_records="skip"``).
+STATE_KEYS = frozenset(
+    ("format", "version", "pipeline", "first_epoch", "epoch", "position", "origin")
+    + ("batching", "skipped")
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
             "unsupported state version",
             where=where,
             expected=STATE_VERSION,
-            found=state.get("version"),
+            found=_entry(state, "version"),
         )
     digest = records_digest
     if state.get("pipeline") != digest:
@@ -107,24 +112,30 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
             "the state was saved by a pipeline that produces other records",
             where=where,
             expected=f"records fingerprint {digest}",
-            found=state.get("pipeline"),
+            found=_entry(state, "pipeline"),
             hint="Build the pipeline with the same source, order, seed, operators and "
             "nodes (batch sizes, prefetch and the number of epochs may differ)",
         )
+    unknown = sorted(set(state) - STATE_KEYS)
+    if unknown:
+        raise StateError(
+            "unknown entries in the state",
+            where=where,
+            expected=f"entries among {sorted(STATE_KEYS)}",
+            found=unknown,
+        )
     try:
         first, epoch, position, origin = (
-            check_int(state[k], where=where, error=StateError)
+            check_int(state[k], where=f"{where}['{k}']", error=StateError)
             for k in ("first_epoch", "epoch", "position", "origin")
         )
         batching = [
             [
-                check_int(size, where=where, minimum=1, error=StateError),
-                check_bool(drop, where=where, error=StateError),
+                check_int(size, where=f"{where}['batching']", minimum=1, error=StateError),
+                check_bool(drop, where=f"{where}['batching']", error=StateError),
             ]
             for size, drop in state["batching"]
         ]
-        if not batching:
-            raise StateError("no batch stage", where=where)
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(
             "malformed state",
@@ -133,6 +144,13 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
             "'batching' list of [batch size > 0, drop_remainder as a bool]",
             found=repr(state)[:300],
         ) from exc
+    if not batching:
+        raise StateError(
+            "no batch stage",
+            where=f"{where}['batching']",
+            expected="one [batch size, drop_remainder] per batch stage",
+            found="[]",
+        )
     num_records = geometry.num_records
     if not (0 <= first <= epoch and 0 <= origin <= position <= num_records):
         raise StateError(
@@ -156,3 +174,8 @@ def validate_state(state: Any, records_digest: str, geometry: Geometry) -> Curso
     if local >= grid.epoch_end:  # nothing left in this epoch with these batches
         return Cursor(first, epoch + 1, 0, 0)
     return Cursor(first, epoch, position, origin)
+
+
+def _entry(state: dict[str, Any], key: str) -> str:
+    """What a state holds under ``key``, for an error message."""
+    return repr(state[key]) if key in state else f"no '{key}' entry"

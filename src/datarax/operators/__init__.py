@@ -1,6 +1,11 @@
-"""Operators: transformations the compiled pipeline runs on the device."""
+"""Operators: transformations the compiled pipeline runs on the device.
 
-from datarax.operators import image
+``image``, ``audio`` and ``text`` hold the operator library; the classes here are
+the building blocks for operators of one's own.
+"""
+
+from datarax.operators import audio, image, text
+from datarax.operators.adapters import FunctionOperator, FunctionOperatorConfig, from_function
 from datarax.operators.base import Operator, OperatorKey
 from datarax.operators.composite import CompositeOperator, CompositeOperatorConfig
 from datarax.operators.element import ElementOperator, ElementOperatorConfig
@@ -11,9 +16,14 @@ __all__ = [
     "CompositeOperatorConfig",
     "ElementOperator",
     "ElementOperatorConfig",
+    "FunctionOperator",
+    "FunctionOperatorConfig",
     "MapOperator",
     "MapOperatorConfig",
     "Operator",
     "OperatorKey",
+    "audio",
+    "from_function",
     "image",
+    "text",
 ]

@@ -36,6 +36,15 @@ class Sampler(DataraxModule, abc.ABC):
         """
         return len(self)
 
+    @property
+    def records_addressed(self) -> int | None:
+        """The record ids this sampler gives lie in ``[0, records_addressed)``.
+
+        ``None`` when the sampler cannot say; a pipeline then checks the ids it
+        computes instead of checking the sampler against the source when it is built.
+        """
+        return None
+
     @abc.abstractmethod
     def indices(self, epoch: int, start: int, stop: int) -> np.ndarray:
         """Record ids (``int64``) at positions ``[start, stop)`` of ``epoch``."""

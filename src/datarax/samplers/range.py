@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from datarax.core.config import Config
+from datarax.core.config import Config, require_bool, require_int, require_seed
 from datarax.core.errors import ConfigError
 from datarax.core.rng import mix64
 from datarax.samplers.base import Sampler
@@ -28,6 +28,10 @@ class RangeSamplerConfig(Config):
     seed: int = 0
 
     def validate(self) -> None:
+        for name in ("start", "stop", "step"):
+            require_int(self, name)
+        require_bool(self, "shuffle")
+        require_seed(self)
         if self.step <= 0 or self.start < 0 or len(range(self.start, self.stop, self.step)) == 0:
             raise ConfigError(
                 "empty or invalid range",
@@ -51,6 +55,11 @@ class RangeSampler(Sampler):
     def __len__(self) -> int:
         c = self.config
         return len(range(c.start, c.stop, c.step))
+
+    @property
+    def records_addressed(self) -> int:
+        c = self.config
+        return range(c.start, c.stop, c.step)[-1] + 1
 
     def _positions(self, epoch: int, positions: np.ndarray) -> np.ndarray:
         if not self.config.shuffle:

@@ -37,6 +37,10 @@ class SequentialSampler(Sampler):
         return self.config.num_records
 
     @property
+    def records_addressed(self) -> int:
+        return self.config.num_records
+
+    @property
     def lookahead(self) -> int:
         return 1
 

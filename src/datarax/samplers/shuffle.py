@@ -50,6 +50,10 @@ class ShuffleSampler(Sampler):
     def __len__(self) -> int:
         return self.config.num_records
 
+    @property
+    def records_addressed(self) -> int:
+        return self.config.num_records
+
     def permutation(self, epoch: int) -> FeistelPermutation:
         """The permutation used for ``epoch`` (the last one is kept: it is small)."""
         cached = self._last_permutation

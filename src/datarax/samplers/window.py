@@ -70,6 +70,10 @@ class WindowShuffleSampler(Sampler):
     def __len__(self) -> int:
         return len(self.base)
 
+    @property
+    def records_addressed(self) -> int | None:
+        return self.base.records_addressed
+
     def phase(self, epoch: int) -> int:
         """How far this epoch's window boundaries are shifted back."""
         size = self.config.buffer_size

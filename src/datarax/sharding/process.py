@@ -163,5 +163,9 @@ class ProcessSliceSampler(Sampler):
         low, high = int(positions[0]), int(positions[-1]) + 1
         return self.base.indices(epoch, low, high)[positions - low]
 
+    @property
+    def records_addressed(self) -> int | None:
+        return self.base.records_addressed
+
     def fingerprint(self) -> dict:
         return self.base.fingerprint()

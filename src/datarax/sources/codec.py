@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import ml_dtypes  # noqa: F401  (registers bfloat16 and the float8 types by name)
 import numpy as np
 
 from datarax.core.errors import SourceError
@@ -68,11 +69,11 @@ def encode_record(
     fields, payload = [], []
     for name, value in record.items():
         array = np.asarray(value)  # tobytes() writes C order; keeps 0-d shapes
-        if array.dtype.hasobject:
+        if array.dtype.hasobject or array.dtype.names is not None:
             raise SourceError(
                 "field is not a numeric array",
                 where=f"encode_record, field '{name}'",
-                expected="a NumPy array of numbers or bytes",
+                expected="a NumPy array of numbers, str or bytes",
                 found=f"dtype {array.dtype}",
             )
         data = array.tobytes()
@@ -80,7 +81,8 @@ def encode_record(
         fields.append(
             {
                 "name": str(name),
-                "dtype": array.dtype.str,
+                # JAX's extra floats (bfloat16, float8) are known by name only.
+                "dtype": array.dtype.name if array.dtype.kind == "V" else array.dtype.str,
                 "shape": list(array.shape),
                 "nbytes": len(data),
                 "codec": codec,

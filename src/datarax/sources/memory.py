@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from datarax.core.config import Config, check_int
+from datarax.core.config import Config, check_int, require_int
 from datarax.core.errors import ConfigError, SourceError
 from datarax.core.fields import check_fields, field_array, record_fields
 from datarax.sources.base import DataSource, empty_source_error
@@ -43,6 +44,14 @@ class MemorySourceConfig(Config):
 
     def __post_init__(self) -> None:
         pad_to = self.pad_to.items() if isinstance(self.pad_to, Mapping) else self.pad_to
+        pairs = isinstance(pad_to, Sequence | type({}.items())) and not isinstance(pad_to, str)
+        if not pairs or not all(isinstance(p, tuple | list) and len(p) == 2 for p in pad_to):
+            raise ConfigError(
+                "must map field names to lengths",
+                where="MemorySourceConfig.pad_to",
+                expected="e.g. {'tokens': 128}",
+                found=repr(self.pad_to),
+            )
         object.__setattr__(self, "pad_to", tuple((str(k), v) for k, v in pad_to))
         super().__post_init__()
 
@@ -65,6 +74,14 @@ class MemorySourceConfig(Config):
             for field, length in self.pad_items()
         )
         object.__setattr__(self, "pad_to", pad_to)
+        require_int(self, "device_max_bytes", minimum=0)
+        if not isinstance(self.pad_value, numbers.Real) or isinstance(self.pad_value, bool):
+            raise ConfigError(
+                "pad value must be a number",
+                where="MemorySourceConfig.pad_value",
+                expected="an int or float",
+                found=repr(self.pad_value),
+            )
         if self.placement not in ("auto", "host", "device"):
             raise ConfigError(
                 "unknown placement",
@@ -104,7 +121,7 @@ class MemorySource(DataSource):
     ) -> None:
         super().__init__(config, name=name)
         pad_to = dict(config.pad_items())
-        data, ragged = _take_ragged(data, pad_to, self.name)
+        data, ragged = _take_ragged(data, pad_to, self.name, self.config.pad_value)
         self._ragged = nnx.data(ragged)
         fixed = _as_columns(data, self.name) if not ragged or data else {}
         self._host = nnx.data(fixed)
@@ -155,7 +172,7 @@ class MemorySource(DataSource):
 class _RaggedColumn:
     """A variable-length field: all values end to end, with each record's start and length."""
 
-    def __init__(self, rows: Sequence[Any], width: int, where: str) -> None:
+    def __init__(self, rows: Sequence[Any], width: int, where: str, pad_value: float) -> None:
         arrays = [np.asarray(r) for r in rows]
         bad = next((i for i, a in enumerate(arrays) if a.ndim != 1), None)
         if bad is not None:
@@ -167,6 +184,18 @@ class _RaggedColumn:
             )
         values = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
         values = field_array(values, source=where, field="values") if values.size else values
+        try:
+            with np.errstate(all="ignore"):
+                representable = bool(np.asarray(pad_value).astype(values.dtype) == pad_value)
+        except OverflowError:
+            representable = False
+        if not representable:
+            raise SourceError(
+                "pad value not representable in the field's dtype",
+                where=where,
+                expected=f"a {values.dtype} value",
+                found=repr(pad_value),
+            )
         # ``width`` spare values at the end: every row's gather stays in bounds.
         self.values = np.concatenate([values, np.zeros(width, values.dtype)])
         self.lengths = np.array([a.size for a in arrays], np.int64)
@@ -197,7 +226,7 @@ class _RaggedColumn:
 
 
 def _take_ragged(
-    data: Any, pad_to: dict[str, int], where: str
+    data: Any, pad_to: dict[str, int], where: str, pad_value: float
 ) -> tuple[Any, dict[str, _RaggedColumn]]:
     """The fixed-size part of ``data`` and the variable-length columns named in ``pad_to``."""
     if not pad_to:
@@ -217,7 +246,9 @@ def _take_ragged(
             expected=f"fields among {sorted(data)}",
             found=missing,
         )
-    ragged = {f: _RaggedColumn(data[f], pad_to[f], f"{where}, field '{f}'") for f in pad_to}
+    ragged = {
+        f: _RaggedColumn(data[f], pad_to[f], f"{where}, field '{f}'", pad_value) for f in pad_to
+    }
     return {k: v for k, v in data.items() if k not in pad_to}, ragged
 
 

@@ -42,7 +42,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from datarax.core.config import Config, require_positive, require_seed
+from datarax.core.config import Config, require_bool, require_positive, require_seed
 from datarax.core.errors import ConfigError, DataraxError, SourceError, relocated
 from datarax.core.fields import check_fields, fields_match, record_rows
 from datarax.core.rng import mix64
@@ -111,6 +111,7 @@ class MixedSourceConfig(Config):
         require_positive(self, "window")
         require_positive(self, "num_records", allow_none=True)
         require_seed(self)
+        require_bool(self, "shuffle")
 
 
 class MixedSource(DataSource, pytree=False):

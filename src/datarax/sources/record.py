@@ -83,6 +83,8 @@ class RecordSource(DataSource, pytree=False):
 
         Values are converted as :class:`~datarax.sources.MemorySource` converts them:
         float64 to float32 and 64-bit integers to 32 bits unless ``jax_enable_x64``.
+        Text (``str``, ``bytes``) is kept, as arrays of dtype ``object``, for host
+        operators to turn into numbers before batching.
         """
         value = self._decoder(raw) if self._decoder is not None else raw
         where = f"{self.name}, record {index}"
@@ -93,7 +95,7 @@ class RecordSource(DataSource, pytree=False):
                 expected="a dict of field name to array",
                 found=type(value).__name__,
             )
-        return record_fields(value, source=self.name, record=index)
+        return record_fields(value, source=self.name, record=index, text=True)
 
     def decode_batch(self, raws: Sequence[Any], indices: np.ndarray) -> dict[str, Any] | None:
         """Many raw records decoded at once and stacked per field, or ``None``.
@@ -235,6 +237,7 @@ def record_error(exc: BaseException, source: str, record_id: int) -> DataraxErro
     return RecordError(
         "the record cannot be read",
         where=f"{source}, record {record_id}",
+        expected="a source and decoder that read it",
         found=f"{type(exc).__name__}: {exc}",
     )
 

@@ -98,7 +98,12 @@ class ImageOperator(Operator):
 
 def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:
     """``4`` -> ``(4, 4)``; checks non-negative ints."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if isinstance(value, int):
+        pair: tuple = (value, value)
+    elif isinstance(value, (tuple, list)):
+        pair = tuple(value)
+    else:
+        pair = ()
     valid = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)
     if len(pair) != 2 or not valid:
         raise ConfigError(

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from datarax.core.config import check_number
 from datarax.core.errors import ConfigError, SchemaError
 from datarax.operators.image.base import ImageOperator, ImageOperatorConfig
 
@@ -27,6 +28,18 @@ class NormalizeConfig(ImageOperatorConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if not values:
+                raise ConfigError(
+                    f"{name} must be a number or a sequence",
+                    where=f"NormalizeConfig.{name}",
+                    expected="e.g. 0.5 or (0.5, 0.5, 0.5)",
+                    found=repr(value),
+                )
+            for v in values:
+                check_number(v, where=f"NormalizeConfig.{name}")
         std = np.atleast_1d(np.asarray(self.std, dtype=np.float64))
         if std.ndim != 1 or not np.all(std > 0):
             raise ConfigError(

@@ -1,0 +1,196 @@
+"""`STFT` and `Spectrogram`: short-time Fourier transforms of waveforms, as librosa's.
+
+Frames hop ``hop_length`` samples; each is multiplied by a periodic window of
+``win_length`` samples (zero-padded to ``n_fft`` at its centre) and transformed by
+a real FFT. With ``center=True`` the signal is first padded by ``n_fft // 2`` on
+both sides (``pad_mode``), so frame ``t`` is centred on sample ``t * hop_length``.
+Output per record: ``(1 + n_fft // 2, n_frames)``, or ``(C, ...)`` for ``C``
+channels, as ``librosa.stft``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from datarax.core.config import require_bool, require_positive
+from datarax.core.errors import ConfigError, SchemaError
+from datarax.operators.audio.base import (
+    AudioOperator,
+    AudioOperatorConfig,
+    RecordContext,
+    check_choice,
+    check_number,
+    compute_dtype,
+)
+
+WINDOWS = ("hann", "hamming", "blackman", "boxcar")
+PAD_MODES = ("constant", "reflect", "edge", "symmetric", "wrap")
+
+
+@dataclass(frozen=True)
+class STFTConfig(AudioOperatorConfig):
+    """Args:
+    n_fft: FFT length (samples per frame, after padding the window).
+    hop_length: Samples between frames (``None``: ``win_length // 4``, as librosa).
+    win_length: Window length, at most ``n_fft`` (``None``: ``n_fft``).
+    window: ``"hann"``, ``"hamming"``, ``"blackman"`` (periodic, as
+        ``scipy.signal.get_window(..., fftbins=True)``) or ``"boxcar"``.
+    center: Pad ``n_fft // 2`` samples on both sides so frames are centred.
+    pad_mode: How ``center`` pads (``numpy.pad`` modes; librosa's default is
+        ``"constant"``, zeros).
+    """
+
+    n_fft: int = 2048
+    hop_length: int | None = None
+    win_length: int | None = None
+    window: Literal["hann", "hamming", "blackman", "boxcar"] = "hann"
+    center: bool = True
+    pad_mode: Literal["constant", "reflect", "edge", "symmetric", "wrap"] = "constant"
+
+    def validate(self) -> None:
+        super().validate()
+        name = type(self).__name__
+        require_positive(self, "n_fft")
+        require_positive(self, "hop_length", allow_none=True)
+        require_positive(self, "win_length", allow_none=True)
+        if self.win_length is not None and self.win_length > self.n_fft:
+            raise ConfigError(
+                "window longer than the FFT",
+                where=f"{name}.win_length",
+                expected=f"at most n_fft = {self.n_fft}",
+                found=self.win_length,
+            )
+        check_choice(self.window, WINDOWS, where=f"{name}.window")
+        require_bool(self, "center")
+        check_choice(self.pad_mode, PAD_MODES, where=f"{name}.pad_mode")
+
+    @property
+    def hop(self) -> int:
+        """Samples between frames."""
+        if self.hop_length is None:
+            return (self.win_length or self.n_fft) // 4
+        return self.hop_length
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins per frame, ``1 + n_fft // 2``."""
+        return 1 + self.n_fft // 2
+
+    def window_array(self) -> np.ndarray:
+        """The analysis window, ``n_fft`` samples (``float64``)."""
+        return fft_window(self.window, self.win_length or self.n_fft, self.n_fft)
+
+
+class STFT(AudioOperator):
+    """Complex short-time Fourier transform of each record, as ``librosa.stft``.
+
+    Float32 waveforms give ``complex64``. Differentiable (linear) in the input.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> op = STFT(STFTConfig(n_fft=8, hop_length=4))
+        >>> out, _ = op.apply_batch({"audio": jnp.ones((2, 16))}, {},
+        ...                         jnp.arange(2), jnp.uint32(0), 0)
+        >>> out["audio"].shape, str(out["audio"].dtype)
+        ((2, 5, 5), 'complex64')
+    """
+
+    config_type = STFTConfig
+    config: STFTConfig
+    differentiable_in: ClassVar[tuple[str, ...]] = ("input",)
+    reference = "librosa.stft"
+
+    def transform(self, signals: jax.Array, context: RecordContext) -> jax.Array:
+        return self.stft(signals)
+
+    def stft(self, signals: jax.Array) -> jax.Array:
+        """``(B, [C,] T)`` waveforms to ``(B, [C,] 1 + n_fft // 2, n_frames)`` complex."""
+        cfg = self.config
+        length = signals.shape[-1]
+        if not cfg.center and length < cfg.n_fft:
+            raise SchemaError(
+                "waveform shorter than one frame",
+                where=f"{self.name}, field '{cfg.field}'",
+                expected=f"at least n_fft = {cfg.n_fft} samples (or center=True)",
+                found=f"{length} samples",
+            )
+        x = signals.astype(compute_dtype(signals.dtype))
+        if cfg.center:
+            pad = cfg.n_fft // 2
+            widths = [(0, 0)] * (x.ndim - 1) + [(pad, pad)]
+            x = jnp.pad(x, widths, mode=cfg.pad_mode)
+        n_frames = 1 + (x.shape[-1] - cfg.n_fft) // cfg.hop
+        starts = np.arange(n_frames) * cfg.hop
+        index = starts[:, None] + np.arange(cfg.n_fft)[None, :]
+        window = jnp.asarray(cfg.window_array(), x.dtype)
+        frames = x[..., jnp.asarray(index, jnp.int32)] * window  # (..., n_frames, n_fft)
+        return jnp.swapaxes(jnp.fft.rfft(frames, axis=-1), -1, -2)
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig(STFTConfig):
+    """Args:
+    power: Exponent of the magnitude: ``2.0`` power, ``1.0`` magnitude.
+    """
+
+    power: float = 2.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_number(self.power, where=f"{type(self).__name__}.power", positive=True)
+
+
+class Spectrogram(STFT):
+    """``|STFT| ** power`` of each record, as librosa's ``np.abs(librosa.stft(y)) ** power``.
+
+    Differentiable in the input; for ``power < 2`` not where a bin is exactly 0.
+
+    Example:
+        >>> op = Spectrogram(SpectrogramConfig(n_fft=256, hop_length=64))
+    """
+
+    config_type = SpectrogramConfig
+    config: SpectrogramConfig
+    differentiable_in: ClassVar[tuple[str, ...]] = ("input",)
+    reference = "numpy.abs(librosa.stft(y)) ** power"
+
+    def transform(self, signals: jax.Array, context: RecordContext) -> jax.Array:
+        return self.spectrogram(signals)
+
+    def spectrogram(self, signals: jax.Array) -> jax.Array:
+        """``(B, [C,] 1 + n_fft // 2, n_frames)`` real power (or magnitude) spectrogram."""
+        spec = self.stft(signals)
+        squared = jnp.square(spec.real) + jnp.square(spec.imag)
+        if self.config.power == 2.0:
+            return squared
+        return jnp.power(squared, self.config.power / 2.0)
+
+
+def fft_window(window: str, win_length: int, n_fft: int) -> np.ndarray:
+    """The periodic ``window`` of ``win_length`` samples, zero-padded at both ends to ``n_fft``.
+
+    Equals ``librosa.util.pad_center(scipy.signal.get_window(window, win_length,
+    fftbins=True), size=n_fft)``.
+
+    Example:
+        >>> fft_window("hann", 4, 6).round(6).tolist()
+        [0.0, 0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    phase = 2.0 * np.pi * np.arange(win_length) / win_length
+    if window == "hann":
+        w = 0.5 - 0.5 * np.cos(phase)
+    elif window == "hamming":
+        w = 0.54 - 0.46 * np.cos(phase)
+    elif window == "blackman":
+        w = 0.42 - 0.5 * np.cos(phase) + 0.08 * np.cos(2.0 * phase)
+    elif window == "boxcar":
+        w = np.ones(win_length)
+    else:
+        raise ConfigError("unknown window", where="fft_window", expected=WINDOWS, found=window)
+    left = (n_fft - win_length) // 2
+    return np.pad(w, (left, n_fft - win_length - left))
