@@ -159,9 +159,16 @@ def worker_pids() -> list[int]:
 
 
 def soak(
-    minutes: float, seed: int = 0, records: int = RECORDS, max_steps: int | None = None
+    minutes: float,
+    seed: int = 0,
+    records: int = RECORDS,
+    max_steps: int | None = None,
+    log: Any = None,
 ) -> dict[str, Any]:
-    """Run the soak for ``minutes`` (or until ``max_steps`` batches); returns the report."""
+    """Run the soak for ``minutes`` (or until ``max_steps`` batches); returns the report.
+
+    ``log`` (a file) gets a line of counts every minute.
+    """
     from datarax.core.errors import WorkerError
 
     rng = random.Random(seed)
@@ -224,6 +231,8 @@ def soak(
             if now >= next_sample:
                 memory.append((now - start, memory_mib()))
                 next_sample = now + 5
+                if len(memory) % 12 == 0 and log is not None:  # a line a minute
+                    print(f"{(now - start) / 60:.1f} min {dict(counts)}", file=log, flush=True)
     finally:
         interrupter.close()
     return _report(seen, counts, wrong_values, state_mismatches, memory, records, minutes, start)
@@ -274,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=RECORDS)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    report = soak(args.minutes, args.seed, args.records)
+    report = soak(args.minutes, args.seed, args.records, log=sys.stderr)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

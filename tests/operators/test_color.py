@@ -31,6 +31,7 @@ from jax.test_util import check_grads
 from PIL import Image, ImageEnhance
 
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
+from datarax.operators.base import uniforms_from_words
 from datarax.operators.image.color import (
     Brightness,
     BrightnessConfig,
@@ -51,7 +52,6 @@ from datarax.operators.image.color import (
     adjust_hue,
     adjust_saturation,
 )
-from datarax.operators.image.color_base import words_to_uniforms
 
 # --------------------------------------------------------------------------- helpers
 
@@ -74,7 +74,7 @@ def apply(op, images, ids=None, *, epoch=0, seed=0):
 def record_uniforms(op, n, *, epoch=0, seed=0):
     """The uniforms ``op`` draws for records ``0..n-1`` (as ``transform_images`` gets them)."""
     words = op.random_words(jnp.arange(n, dtype=jnp.int32), jnp.uint32(epoch), seed)
-    return np.asarray(words_to_uniforms(words, op.uniform_count))
+    return np.asarray(uniforms_from_words(words, op.uniform_count))
 
 
 def random_uint8(shape, seed):

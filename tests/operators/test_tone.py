@@ -30,7 +30,7 @@ from jax.test_util import check_grads
 from PIL import Image, ImageEnhance, ImageOps
 
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.image.color_base import words_to_uniforms
+from datarax.operators.base import uniforms_from_words
 from datarax.operators.image.tone import (
     AutoContrast,
     AutoContrastConfig,
@@ -66,7 +66,7 @@ def apply(op, images, *, epoch=0, seed=0):
 
 def record_uniforms(op, n):
     words = op.random_words(jnp.arange(n, dtype=jnp.int32), jnp.uint32(0), 0)
-    return np.asarray(words_to_uniforms(words, op.uniform_count))
+    return np.asarray(uniforms_from_words(words, op.uniform_count))
 
 
 def images_of(seed, shape, *, low=0, high=256):

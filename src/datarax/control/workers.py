@@ -140,11 +140,14 @@ class ProcessWorkers:
         while pending or busy:
             while pending and idle and failure is None:
                 w, t = idle.pop(), pending.pop()
+                # Busy before the send: a Ctrl-C in the middle of it must stop this
+                # worker too, or its reply would answer a later run's task.
+                busy[w] = t
                 try:
                     self._conns[w].send(tasks[t])
                 except OSError as exc:  # the worker died while it had no task
+                    del busy[w]
                     raise self._lost(w, f"before {describe(t)}") from exc
-                busy[w] = t
             if not busy:
                 break
             ready = multiprocessing.connection.wait(

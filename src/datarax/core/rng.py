@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,3 +60,18 @@ def record_keys(key: jax.Array, epoch: jax.Array | int, record_ids: jax.Array) -
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
         epoch_key, jnp.asarray(record_ids).astype(jnp.uint32)
     )
+
+
+def mix32(xp: Any, x: Any, key: Any) -> Any:
+    """A keyed 32-bit hash: murmur3's finaliser of ``x ^ key`` (full avalanche).
+
+    ``xp`` is ``numpy`` or ``jax.numpy``; ``x`` and ``key`` are ``uint32`` values or
+    arrays. Used for the Feistel rounds of the shuffle and for the extra random
+    numbers of an operator's record.
+    """
+    x = x ^ key
+    x = x ^ (x >> xp.uint32(16))
+    x = x * xp.uint32(0x85EBCA6B)
+    x = x ^ (x >> xp.uint32(13))
+    x = x * xp.uint32(0xC2B2AE35)
+    return x ^ (x >> xp.uint32(16))

@@ -19,7 +19,7 @@ from flax import nnx
 from datarax.core.config import Config
 from datarax.core.errors import OperatorError, SchemaError
 from datarax.core.module import DataraxModule
-from datarax.core.rng import record_keys, stream_key
+from datarax.core.rng import mix32, record_keys, stream_key
 
 Fields = dict[str, Any]
 
@@ -107,13 +107,9 @@ class Operator(DataraxModule, abc.ABC):
         """``count`` uniform floats in [0, 1) per record, shape ``(batch, count)``.
 
         Drawn from the record's key, so they depend only on (stream, seed, epoch,
-        record id). Up to two come straight from :meth:`random_words` (24 bits each);
-        more are drawn with ``jax.random.uniform`` from the record's key.
+        record id): see :func:`uniforms_from_words`.
         """
-        if count <= 2:
-            return uniform(self.random_words(record_ids, epoch, seed)[:, :count])
-        keys = self.keys_for(record_ids, epoch, seed)
-        return jax.vmap(lambda key: jax.random.uniform(key, (count,)))(keys)
+        return uniforms_from_words(self.random_words(record_ids, epoch, seed), count)
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines this operator's output apart from its parameter values."""
@@ -146,6 +142,22 @@ class Operator(DataraxModule, abc.ABC):
 def uniform(words: jax.Array) -> jax.Array:
     """A float in [0, 1) per ``uint32`` word (its top 24 bits)."""
     return (words >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
+def uniforms_from_words(words: jax.Array, count: int) -> jax.Array:
+    """``count`` uniforms in [0, 1) per record from its ``(B, 2)`` random words.
+
+    The first two are the words themselves (24 bits each); column ``c >= 2`` is an
+    integer hash of both words and ``c``. One vectorised hash is cheap to compile,
+    where drawing from each record's key again (a vmapped ``jax.random.uniform``)
+    costs seconds of compilation on CPU.
+    """
+    first = uniform(words[:, : min(count, 2)])
+    if count <= 2:
+        return first
+    columns = jnp.arange(2, count, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
+    extra = mix32(jnp, words[:, :1], mix32(jnp, words[:, 1:2], columns[None, :]))
+    return jnp.concatenate([first, uniform(extra)], axis=1)
 
 
 def apply_in_order(

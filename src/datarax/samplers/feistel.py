@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from datarax.core.errors import ConfigError
-from datarax.core.rng import mix64
+from datarax.core.rng import mix32, mix64
 
 NUM_ROUNDS = 6
 TABLE_MAX_HALF_BITS = 12
@@ -60,7 +60,7 @@ class FeistelPermutation:
         if self.half_bits <= TABLE_MAX_HALF_BITS:
             domain = np.arange(1 << self.half_bits, dtype=np.uint32)
             mask = np.uint32((1 << self.half_bits) - 1)
-            self._tables = np.stack([_mix32(np, domain, k) & mask for k in self.round_keys])
+            self._tables = np.stack([mix32(np, domain, k) & mask for k in self.round_keys])
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         """Map positions (any int array with values in ``[0, size)``) to their images."""
@@ -95,16 +95,6 @@ class FeistelPermutation:
         return _swap_pairs(jnp, y, jnp.uint32(self.swap_key), size).astype(jnp.int32)
 
 
-def _mix32(xp: Any, x: Any, key: Any) -> Any:
-    # murmur3's finaliser of (x ^ key): full avalanche, so small halves stay well mixed.
-    x = x ^ key
-    x = x ^ (x >> xp.uint32(16))
-    x = x * xp.uint32(0x85EBCA6B)
-    x = x ^ (x >> xp.uint32(13))
-    x = x * xp.uint32(0xC2B2AE35)
-    return x ^ (x >> xp.uint32(16))
-
-
 def _swap_pairs(xp: Any, y: Any, key: Any, size: Any) -> Any:
     """Swap the values ``2i`` and ``2i + 1`` (both below ``size``) when a keyed bit of ``i`` is set.
 
@@ -114,7 +104,7 @@ def _swap_pairs(xp: Any, y: Any, key: Any, size: Any) -> Any:
     independently, which makes both parities equally likely.
     """
     partner = y ^ xp.uint32(1)
-    flip = (_mix32(xp, y >> xp.uint32(1), key) & xp.uint32(1)) == xp.uint32(1)
+    flip = (mix32(xp, y >> xp.uint32(1), key) & xp.uint32(1)) == xp.uint32(1)
     return xp.where(flip & (partner < size), partner, y)
 
 
@@ -123,5 +113,5 @@ def _encrypt(xp: Any, x: Any, round_keys: Any, half_bits: int) -> Any:
     mask = xp.uint32((1 << half_bits) - 1)
     left, right = x >> shift, x & mask
     for r in range(NUM_ROUNDS):
-        left, right = right, left ^ (_mix32(xp, right, round_keys[r]) & mask)
+        left, right = right, left ^ (mix32(xp, right, round_keys[r]) & mask)
     return (left << shift) | right

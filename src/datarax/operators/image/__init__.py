@@ -1,5 +1,14 @@
 """Image operators: batched, channels-last, randomness per record."""
 
+from datarax.operators.image.affine import (
+    Affine,
+    AffineConfig,
+    RandomAffine,
+    RandomAffineConfig,
+    Rotate,
+    RotateConfig,
+    affine_matrix,
+)
 from datarax.operators.image.base import ImageOperator, ImageOperatorConfig
 from datarax.operators.image.color import (
     Brightness,
@@ -19,9 +28,21 @@ from datarax.operators.image.color import (
 )
 from datarax.operators.image.color_base import PixelOperator, PixelOperatorConfig
 from datarax.operators.image.crop import RandomCrop, RandomCropConfig
+from datarax.operators.image.crops import (
+    CenterCrop,
+    CenterCropConfig,
+    Flip,
+    FlipConfig,
+    Pad,
+    PadConfig,
+    RandomResizedCrop,
+    RandomResizedCropConfig,
+)
 from datarax.operators.image.flip import RandomFlip, RandomFlipConfig
 from datarax.operators.image.normalize import Normalize, NormalizeConfig
-from datarax.operators.image.spatial import IndexMap, SpatialOperator
+from datarax.operators.image.resize import Resize, ResizeConfig, resize
+from datarax.operators.image.sampling import SamplingStep, render, sample
+from datarax.operators.image.spatial import GeometricConfig, IndexMap, SpatialOperator
 from datarax.operators.image.tone import (
     AutoContrast,
     AutoContrastConfig,
@@ -38,18 +59,25 @@ from datarax.operators.image.tone import (
 )
 
 __all__ = [
+    "Affine",
+    "AffineConfig",
     "AutoContrast",
     "AutoContrastConfig",
     "Brightness",
     "BrightnessConfig",
+    "CenterCrop",
+    "CenterCropConfig",
     "ColorJitter",
     "ColorJitterConfig",
     "Contrast",
     "ContrastConfig",
     "Equalize",
     "EqualizeConfig",
+    "Flip",
+    "FlipConfig",
     "Gamma",
     "GammaConfig",
+    "GeometricConfig",
     "Grayscale",
     "GrayscaleConfig",
     "Hue",
@@ -61,14 +89,25 @@ __all__ = [
     "InvertConfig",
     "Normalize",
     "NormalizeConfig",
+    "Pad",
+    "PadConfig",
     "PixelOperator",
     "PixelOperatorConfig",
     "Posterize",
     "PosterizeConfig",
+    "RandomAffine",
+    "RandomAffineConfig",
     "RandomCrop",
     "RandomCropConfig",
     "RandomFlip",
     "RandomFlipConfig",
+    "RandomResizedCrop",
+    "RandomResizedCropConfig",
+    "Resize",
+    "ResizeConfig",
+    "Rotate",
+    "RotateConfig",
+    "SamplingStep",
     "Saturation",
     "SaturationConfig",
     "Sharpness",
@@ -76,4 +115,8 @@ __all__ = [
     "Solarize",
     "SolarizeConfig",
     "SpatialOperator",
+    "affine_matrix",
+    "render",
+    "resize",
+    "sample",
 ]

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 from datarax.core.config import require_bool
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.image.base import ImageOperator, ImageOperatorConfig, uniform
+from datarax.operators.base import uniforms_from_words
+from datarax.operators.image.base import ImageOperator, ImageOperatorConfig
 from datarax.operators.magnitude import Magnitude, check_magnitude, draw, is_range, magnitude_of
 
 
@@ -80,7 +81,7 @@ class PixelOperator(ImageOperator):
         batch = images[..., None] if images.ndim == 3 else images
         exact = batch.dtype in (jnp.dtype(jnp.uint8), jnp.dtype(jnp.float32))
         work = batch if exact else batch.astype(jnp.float32)
-        u = None if words is None else words_to_uniforms(words, self.uniform_count)
+        u = None if words is None else uniforms_from_words(words, self.uniform_count)
         out = self.adjust(work, None if u is None else u[:, :-1])
         if self.config.probability < 1.0:
             assert u is not None  # stochastic whenever probability < 1
@@ -123,33 +124,6 @@ class PixelOperator(ImageOperator):
                 expected=f"{wanted}, channels last",
                 found=f"images of shape {tuple(images.shape[1:])}",
             )
-
-
-def words_to_uniforms(words: jax.Array, count: int) -> jax.Array:
-    """``count`` uniforms in [0, 1) per record from its ``(B, 2)`` random words.
-
-    The first two are the words themselves (as :meth:`Operator.uniforms`); each
-    further one is an integer hash of both words and its column, which is cheap to
-    compile (a vmapped ``jax.random.uniform`` of the record key costs seconds on CPU).
-    """
-    first = uniform(words[:, : min(count, 2)])
-    if count <= 2:
-        return first
-    extra = [
-        _mix32(words[:, 0] ^ _mix32(words[:, 1] ^ jnp.uint32((column * 0x9E3779B9) & 0xFFFFFFFF)))
-        for column in range(2, count)
-    ]
-    return jnp.concatenate([first, uniform(jnp.stack(extra, axis=1))], axis=1)
-
-
-def _mix32(x: jax.Array) -> jax.Array:
-    # A 32-bit integer finaliser (xor-shift-multiply rounds): every input bit affects
-    # every output bit.
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
 
 
 def checked_magnitude(

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.image.base import ImageOperatorConfig, as_pair
-from datarax.operators.image.spatial import IndexMap, SpatialOperator
+from datarax.operators.image.base import as_pair
+from datarax.operators.image.sampling import SamplingStep, axis_aligned, window
+from datarax.operators.image.spatial import GeometricConfig, IndexMap, SpatialOperator
 
 
 @dataclass(frozen=True)
-class RandomCropConfig(ImageOperatorConfig):
+class RandomCropConfig(GeometricConfig):
     """Args:
     size: Output ``(height, width)`` (or one int for a square).
     padding: Pixels of ``fill`` added on each side before cropping (int or (y, x)).
@@ -58,8 +59,44 @@ class RandomCrop(SpatialOperator):
     config_type = RandomCropConfig
     config: RandomCropConfig
     stochastic_default = True
+    differentiable_in: tuple[str, ...] = ("input",)
+    reference: str = "NumPy: a window of numpy.pad(image, padding, constant fill)"
 
     def index_map(self, height: int, width: int, words: jax.Array | None) -> IndexMap:
+        top, left = self.offsets(height, width, words)
+        out_h, out_w = as_pair(self.config.size, "size")
+        pad_y, pad_x = as_pair(self.config.padding, "padding")
+        return IndexMap(
+            rows=top[:, None] + jnp.arange(out_h, dtype=jnp.int32),
+            cols=left[:, None] + jnp.arange(out_w, dtype=jnp.int32),
+            height=height,
+            width=width,
+            fill=self.config.fill if (pad_y or pad_x) else None,
+        )
+
+    def sampling_steps(
+        self, height: int, width: int, words: jax.Array | None
+    ) -> tuple[SamplingStep, ...]:
+        top, left = self.offsets(height, width, words)
+        out_h, out_w = as_pair(self.config.size, "size")
+        pad_y, pad_x = as_pair(self.config.padding, "padding")
+        batch = top.shape[0]
+        return (
+            SamplingStep(
+                matrix=axis_aligned(1.0, top, 1.0, left, batch),
+                in_size=(height, width),
+                out_size=(out_h, out_w),
+                outside="fill" if (pad_y or pad_x) else None,
+                fill=self.config.fill,
+                mask_fill=self.config.also_fill,
+                window=window(top, top + out_h, left, left + out_w, batch),
+            ),
+        )
+
+    def offsets(
+        self, height: int, width: int, words: jax.Array | None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Each record's window ``(top, left)`` in input pixels (negative in the padding)."""
         assert words is not None  # stochastic: always given its words
         out_h, out_w = as_pair(self.config.size, "size")
         pad_y, pad_x = as_pair(self.config.padding, "padding")
@@ -74,10 +111,4 @@ class RandomCrop(SpatialOperator):
         w = words[:, 0]
         top = (w % span_y).astype(jnp.int32) - pad_y
         left = ((w >> 16) % span_x).astype(jnp.int32) - pad_x
-        return IndexMap(
-            rows=top[:, None] + jnp.arange(out_h, dtype=jnp.int32),
-            cols=left[:, None] + jnp.arange(out_w, dtype=jnp.int32),
-            height=height,
-            width=width,
-            fill=self.config.fill if (pad_y or pad_x) else None,
-        )
+        return top, left

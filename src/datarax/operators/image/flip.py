@@ -8,13 +8,15 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from datarax.core.config import require_number
 from datarax.core.errors import ConfigError
-from datarax.operators.image.base import ImageOperatorConfig, uniform
-from datarax.operators.image.spatial import IndexMap, SpatialOperator
+from datarax.operators.image.base import uniform
+from datarax.operators.image.sampling import SamplingStep, axis_aligned, window
+from datarax.operators.image.spatial import GeometricConfig, IndexMap, SpatialOperator
 
 
 @dataclass(frozen=True)
-class RandomFlipConfig(ImageOperatorConfig):
+class RandomFlipConfig(GeometricConfig):
     """Args:
     direction: ``"horizontal"`` (mirror the width axis) or ``"vertical"``.
     probability: Chance that a record is flipped.
@@ -32,13 +34,7 @@ class RandomFlipConfig(ImageOperatorConfig):
                 expected="'horizontal' or 'vertical'",
                 found=repr(self.direction),
             )
-        if not 0.0 <= self.probability <= 1.0:
-            raise ConfigError(
-                "probability out of range",
-                where="RandomFlipConfig.probability",
-                expected="0 <= probability <= 1",
-                found=self.probability,
-            )
+        require_number(self, "probability", minimum=0.0, maximum=1.0)
 
 
 class RandomFlip(SpatialOperator):
@@ -56,6 +52,8 @@ class RandomFlip(SpatialOperator):
     config_type = RandomFlipConfig
     config: RandomFlipConfig
     stochastic_default = True
+    differentiable_in: tuple[str, ...] = ("input",)
+    reference: str = "numpy.flip"
 
     def flips(self, words: jax.Array | None) -> jax.Array:
         """Which records are flipped, from their random words."""
@@ -72,7 +70,26 @@ class RandomFlip(SpatialOperator):
             rows = jnp.where(flip[:, None], height - 1 - rows, rows)
         return IndexMap(rows=rows, cols=cols, height=height, width=width)
 
-    def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
+    def sampling_steps(
+        self, height: int, width: int, words: jax.Array | None
+    ) -> tuple[SamplingStep, ...]:
+        flip = self.flips(words)
+        sign, offset = jnp.where(flip, -1.0, 1.0), jnp.where(flip, 1.0, 0.0)
+        batch = flip.shape[0]
+        if self.config.direction == "horizontal":
+            matrix = axis_aligned(1.0, 0.0, sign, offset * width, batch)
+        else:
+            matrix = axis_aligned(sign, offset * height, 1.0, 0.0, batch)
+        return (
+            SamplingStep(
+                matrix=matrix,
+                in_size=(height, width),
+                out_size=(height, width),
+                window=window(0.0, height, 0.0, width, batch),
+            ),
+        )
+
+    def move(self, values: jax.Array, draws: jax.Array | None, *, mask: bool) -> jax.Array:
         axis = 2 if self.config.direction == "horizontal" else 1
-        flip = self.flips(words).reshape((-1,) + (1,) * (images.ndim - 1))
-        return jnp.where(flip, jnp.flip(images, axis=axis), images)
+        flip = self.flips(draws).reshape((-1,) + (1,) * (values.ndim - 1))
+        return jnp.where(flip, jnp.flip(values, axis=axis), values)
