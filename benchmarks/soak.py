@@ -20,8 +20,9 @@ After an error or an interrupt the iterator's state must equal the state saved
 before the batch that failed; the script alternates between calling the same
 iterator again and restoring a new one from that state. Every record of every epoch
 must be seen exactly once, with its correct value. Memory is the resident set of
-the process and its workers, sampled every few seconds; the report compares the
-median of the first and of the last tenth of the run (after a warm-up).
+the main process and of each worker process, sampled every 5 s; the report
+compares the medians of the first and of the last tenth of the run (after a
+minute of warm-up), and gives the most worker processes seen alive at once.
 
 The report (printed, and written as JSON with ``--output``) counts steps, epochs,
 kills, interrupts and restores, records lost and duplicated (must be 0), wrong
@@ -134,16 +135,18 @@ class Interrupter:
         self.pending = True  # not inside datarax: interrupt the next call instead
 
 
-def memory_mib() -> float:
-    """Resident set of this process and its children, in MiB."""
+def memory_mib() -> tuple[float, float, int]:
+    """Resident set of this process, and of its worker processes, in MiB; how many workers."""
     import psutil
 
     me = psutil.Process()
-    total = me.memory_info().rss
+    children, workers = 0, 0
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += child.memory_info().rss
-    return total / 2**20
+            if "spawn_main" in " ".join(child.cmdline()):
+                children += child.memory_info().rss
+                workers += 1
+    return me.memory_info().rss / 2**20, children / 2**20, workers
 
 
 def worker_pids() -> list[int]:
@@ -229,7 +232,7 @@ def soak(
                 seen[epoch][rid] += 1
             now = time.monotonic()
             if now >= next_sample:
-                memory.append((now - start, memory_mib()))
+                memory.append((now - start, *memory_mib()))
                 next_sample = now + 5
                 if len(memory) % 12 == 0 and log is not None:  # a line a minute
                     print(f"{(now - start) / 60:.1f} min {dict(counts)}", file=log, flush=True)
@@ -248,9 +251,12 @@ def _report(seen, counts, wrong_values, mismatches, memory, records, minutes, st
     if seen:  # the epoch in progress: no duplicates, and nothing outside the source
         last = seen[max(seen)]
         duplicated += sum(c - 1 for c in last.values() if c > 1)
-    warm = [m for t, m in memory if t >= 60] or [m for _, m in memory]
+    warm = [m for m in memory if m[0] >= 60] or memory
     tenth = max(1, len(warm) // 10)
-    first, last_mem = statistics.median(warm[:tenth]), statistics.median(warm[-tenth:])
+
+    def median(rows: list, column: int) -> float:
+        return round(statistics.median(r[column] for r in rows), 1)
+
     return {
         "minutes": round((time.monotonic() - start) / 60, 2),
         "minutes_asked": minutes,
@@ -262,12 +268,21 @@ def _report(seen, counts, wrong_values, mismatches, memory, records, minutes, st
         "wrong_values": wrong_values,
         "state_mismatches": len(mismatches),
         "state_mismatch_examples": mismatches[:3],
-        "rss_mib_first_tenth": round(first, 1),
-        "rss_mib_last_tenth": round(last_mem, 1),
-        "rss_growth_mib": round(last_mem - first, 1),
-        "rss_mib_max": round(max(m for _, m in memory), 1) if memory else None,
+        "rss_mib_main_first_tenth": median(warm[:tenth], 1),
+        "rss_mib_main_last_tenth": median(warm[-tenth:], 1),
+        "rss_growth_mib_main": round(median(warm[-tenth:], 1) - median(warm[:tenth], 1), 1),
+        "rss_mib_per_worker_first_tenth": round(_per_worker(warm[:tenth]), 1),
+        "rss_mib_per_worker_last_tenth": round(_per_worker(warm[-tenth:]), 1),
+        "workers_alive_max": max(m[3] for m in memory),
+        "rss_mib_main_max": round(max(m[1] for m in memory), 1),
         "memory_samples": len(memory),
     }
+
+
+def _per_worker(rows: list) -> float:
+    """Median resident set of one worker process over ``rows`` of memory samples."""
+    values = [r[2] / r[3] for r in rows if r[3]]
+    return statistics.median(values) if values else 0.0
 
 
 def failed(report: dict[str, Any]) -> bool:

@@ -374,7 +374,7 @@ def test_also_config_errors(also, message):
 def test_moved_fields_are_checked_when_traced():
     op = Rotate(RotateConfig(angle=10.0, also=("mask",)))
     data = {"image": jnp.zeros((2, 8, 8, 3))}
-    with pytest.raises(SchemaError, match=r"Rotate: field to move with the image missing.*'mask'"):
+    with pytest.raises(SchemaError, match=r"Rotate: moved field missing.*'mask'"):
         op.apply_batch(data, {}, jnp.arange(2), jnp.uint32(0), 0)
     bad = {**data, "mask": jnp.zeros((2, 8, 7))}
     with pytest.raises(SchemaError, match=r"field 'mask'.*height and width.*\(8, 8\).*\(8, 7\)"):

@@ -49,13 +49,26 @@ class Profile:
 _COMMON = ("numpy", "numpy-loop", "jax", "datarax", "grain", "torch", "tfdata", "hf")
 #: Also datarax's AR pipeline with no workers, the reference of its workers' speed-up.
 _MEASURED = (*_COMMON[:4], "datarax-0w", *_COMMON[4:])
+#: The libraries of the operator scenarios (RA, MEL, PACK); each has rows only there.
+_OPERATOR_PEERS = ("dm_pix", "augmax", "torchvision", "librosa", "librosa-clip", "torchaudio")
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile("full", systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:]), timeout_s=1800),
+    "full": Profile(
+        "full",
+        systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:], *_OPERATOR_PEERS),
+        timeout_s=1800,
+    ),
     "ci_cpu": Profile(
         "ci_cpu",
-        records={"W2": 10_000, "W3": 50_000, "AR": 10_000},
-        systems=_MEASURED,
+        records={
+            "W2": 10_000,
+            "W3": 50_000,
+            "AR": 10_000,
+            "RA": 5_000,
+            "MEL": 512,
+            "PACK": 10_000,
+        },
+        systems=(*_MEASURED, *_OPERATOR_PEERS),
         timeout_s=300,
     ),
     "smoke": Profile(
@@ -72,9 +85,12 @@ PROFILES: dict[str, Profile] = {
             "D10": 128,
             "D100": 128,
             "DAG": 128,
+            "RA": 512,
+            "MEL": 128,
+            "PACK": 512,
         },
         epochs={"W1": 2, "W1s": 2, "D1": 2, "D10": 2, "D100": 2, "DAG": 2},
-        systems=_COMMON,
+        systems=(*_COMMON, *_OPERATOR_PEERS),
         timeout_s=120,
         listed=False,
     ),

@@ -56,6 +56,9 @@ class Scenario:
         stochastic: Whether the transform draws random numbers.
         storage: Where records live before reading (memory arrays, ragged lists, a file).
         stats: ``data -> statistics`` the transform needs, computed once outside timing.
+        systems: The only systems with a row for it (``None``: every system). The
+            operator scenarios (RA, MEL, PACK) name datarax and the libraries that do
+            the same operation.
     """
 
     name: str
@@ -70,6 +73,7 @@ class Scenario:
     stochastic: bool = True
     storage: Storage = "arrays"
     stats: Callable[[dict[str, np.ndarray]], Any] | None = field(default=None, repr=False)
+    systems: tuple[str, ...] | None = None
 
 
 def stats_for(scenario: Scenario, data: dict[str, np.ndarray]) -> Any:
@@ -374,6 +378,93 @@ def _dag_numpy(
     return {**batch, "image": mean}
 
 
+# -- RA, MEL and PACK: the operator library against the libraries doing the same ---------
+
+
+def _adapters_only(name: str) -> tuple[Callable[[Any], RecordFn], NumpyFn]:
+    """Transforms of a scenario whose systems all build their own work (no references)."""
+
+    def fail(*_args: Any) -> Any:
+        raise ValueError(f"scenario {name} has no hand-written transform: see its systems")
+
+    return fail, fail
+
+
+#: RandAugment as torchvision's default: 2 operations per record, magnitude 9 of 31 bins.
+RA_NUM_OPS, RA_MAGNITUDE, RA_NUM_BINS = 2, 9, 31
+
+#: MEL's clips and features: 1 s at 16 kHz; 25 ms windows (400 samples) in 512-point
+#: FFTs, 10 ms hops, 80 Slaney mel bands, power 2, centred frames (librosa's defaults).
+MEL_SETTINGS: dict[str, Any] = {
+    "sample_rate": 16_000,
+    "n_fft": 512,
+    "win_length": 400,
+    "hop_length": 160,
+    "n_mels": 80,
+}
+CLIP_SAMPLES = 16_000
+
+
+def _mel_data(records: int = 2048) -> dict[str, np.ndarray]:
+    """A tone of a random pitch in white noise per clip, float32 in about [-0.7, 0.7]."""
+    rng = np.random.default_rng(0)
+    t = np.arange(CLIP_SAMPLES, dtype=np.float32) / np.float32(MEL_SETTINGS["sample_rate"])
+    pitch = rng.uniform(100.0, 4000.0, (records, 1)).astype(np.float32)
+    audio = rng.standard_normal((records, CLIP_SAMPLES), dtype=np.float32)
+    audio *= np.float32(0.05)
+    audio += np.float32(0.5) * np.sin(np.float32(2 * np.pi) * pitch * t)
+    return {"audio": audio}
+
+
+def _mel_constants(_data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The mel filterbank ``(80, 257)`` and the analysis window ``(512,)``, float32."""
+    from datarax.operators.audio.filters import mel_filterbank
+    from datarax.operators.audio.spectral import fft_window
+
+    m = MEL_SETTINGS
+    bank = mel_filterbank(m["sample_rate"], m["n_fft"], m["n_mels"])
+    window = fft_window("hann", m["win_length"], m["n_fft"])
+    return bank.astype(np.float32), window.astype(np.float32)
+
+
+def _mel_record(stats: Any) -> RecordFn:
+    bank, window = (jnp.asarray(s) for s in stats)
+    n_fft, hop = MEL_SETTINGS["n_fft"], MEL_SETTINGS["hop_length"]
+    n_frames = 1 + CLIP_SAMPLES // hop
+    index = jnp.asarray(np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :])
+
+    def fn(record: Record, key: jax.Array | None = None) -> Record:
+        padded = jnp.pad(record["audio"], (n_fft // 2, n_fft // 2))
+        spectrum = jnp.fft.rfft(padded[index] * window, axis=-1)  # (frames, bins)
+        power = jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+        return {"mel": bank @ power.T}
+
+    return fn
+
+
+def _mel_numpy(
+    batch: dict[str, np.ndarray], _rng: np.random.Generator, stats: Any
+) -> dict[str, np.ndarray]:
+    bank, window = stats
+    n_fft, hop = MEL_SETTINGS["n_fft"], MEL_SETTINGS["hop_length"]
+    padded = np.pad(batch["audio"], ((0, 0), (n_fft // 2, n_fft // 2)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
+    spectrum = np.fft.rfft(frames * window, axis=-1)  # (batch, frames, bins)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    # (frames, bins) @ (bins, mels) per clip is one BLAS call; bank @ power.T per clip
+    # took NumPy's slow non-BLAS path (300x slower here).
+    return {"mel": np.ascontiguousarray((power @ bank.T).transpose(0, 2, 1))}
+
+
+#: PACK: W4's sequences packed first-fit into rows of this many tokens.
+PACK_SEQ_LEN = 1024
+#: PACK: records per batch read from the source before packing, and batches packed together.
+PACK_READ_BATCH, PACK_WINDOW_BATCHES = 64, 4
+
+_RA_SYSTEMS = ("datarax", "dm_pix", "augmax", "torchvision")
+_MEL_SYSTEMS = ("numpy", "jax", "datarax", "librosa", "librosa-clip", "torchaudio")
+_PACK_SYSTEMS = ("datarax", "grain")
+
 #: Operators per chain of the depth scenarios.
 DEPTHS = {"D1": 1, "D10": 10, "D100": 100}
 
@@ -491,6 +582,44 @@ SCENARIOS: dict[str, Scenario] = {
             False,
             _dag_record,
             _dag_numpy,
+        ),
+        Scenario(
+            "RA",
+            f"W2's uint8 images; RandAugment, {RA_NUM_OPS} operations of magnitude {RA_MAGNITUDE}",
+            _w2_data,
+            50_000,
+            256,
+            1,
+            True,
+            *_adapters_only("RA"),
+            systems=_RA_SYSTEMS,
+        ),
+        Scenario(
+            "MEL",
+            "1 s float32 clips at 16 kHz; 80-band mel spectrogram (n_fft 512, window 400, hop 160)",
+            _mel_data,
+            2048,
+            64,
+            1,
+            False,
+            _mel_record,
+            _mel_numpy,
+            stochastic=False,
+            stats=_mel_constants,
+            systems=_MEL_SYSTEMS,
+        ),
+        Scenario(
+            "PACK",
+            f"W4's token lists; first-fit packing into rows of {PACK_SEQ_LEN} tokens, 16 a batch",
+            _w4_data,
+            20_000,
+            16,
+            1,
+            False,
+            *_adapters_only("PACK"),
+            stochastic=False,
+            storage="ragged",
+            systems=_PACK_SYSTEMS,
         ),
     ]
 }

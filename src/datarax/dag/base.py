@@ -225,10 +225,14 @@ class OperatorNode(Node):
         """``OperatorNode(<operator name>)``."""
         return f"OperatorNode({self.operator.name})"
 
+    @property
+    def per_batch(self) -> bool:  # type: ignore[override]
+        """Whether the operator sees whole batches (see ``Operator.mixes_batch``)."""
+        return self.operator.mixes_batch
+
     def lower(self, flow: Any, ctx: TraceContext) -> Pair:
         data, states = single(flow, self.name)
-        op = ctx.operator(self.operator)
-        return op.apply_batch(data, states, ctx.record_ids, ctx.epoch, ctx.seed)
+        return apply_run([ctx.operator(self.operator)], data, states, ctx)
 
     def collect_operators(self) -> list[Operator]:
         return [self.operator]
@@ -375,9 +379,28 @@ def lower_chain(nodes: Sequence[Node], flow: Any, ctx: TraceContext) -> Any:
             first = adjacent[0]
             data, states = single(flow, first.name)
             with compiling(first):
-                flow = type(run[0]).apply_fused(
-                    run, data, states, ctx.record_ids, ctx.epoch, ctx.seed
-                )
+                flow = apply_run(run, data, states, ctx)
             adjacent = adjacent[len(run) :]
         i = j
     return flow
+
+
+def apply_run(run: Sequence[Operator], data: Fields, states: Fields, ctx: TraceContext) -> Pair:
+    """A run of operators of one fusion group on the chunk's rows.
+
+    An operator that mixes its batch (``Operator.mixes_batch``) is handed one batch
+    at a time (``lax.map`` over the chunk's batches), so its pairs never cross two
+    batches of a compiled call.
+    """
+
+    def apply(d: Fields, s: Fields, ids: jax.Array) -> Pair:
+        return type(run[0]).apply_fused(run, d, s, ids, ctx.epoch, ctx.seed)
+
+    rows, size = ctx.record_ids.shape[0], ctx.batch_size
+    if not run[0].mixes_batch or size is None or rows == size:
+        return apply(data, states, ctx.record_ids)
+    split = lambda x: x.reshape(rows // size, size, *x.shape[1:])  # noqa: E731
+    out = jax.lax.map(
+        lambda a: apply(*a), jax.tree_util.tree_map(split, (data, states, ctx.record_ids))
+    )
+    return cast(Pair, jax.tree_util.tree_map(lambda x: x.reshape(rows, *x.shape[2:]), out))

@@ -32,6 +32,7 @@ import numpy as np
 from datarax.core.batch import Batch
 from datarax.core.errors import PipelineBuildError, SchemaError
 from datarax.dag.windows import Window, WindowedPipeline
+from datarax.operators.base import field_of
 from datarax.operators.text.packing import PackConfig, PackedRows, pack_sequences
 
 if TYPE_CHECKING:
@@ -112,14 +113,7 @@ def check_sequence_fields(
 ) -> None:
     """Raise unless ``field`` is ``(width,)`` integers and ``lengths`` an integer per record."""
     for name, rank, what in ((field, 1, "(width,)"), (lengths, 0, "()")):
-        if name not in data_spec:
-            raise SchemaError(
-                "field missing",
-                where=where,
-                expected=f"a field '{name}' among {sorted(data_spec)}",
-                found="no such field",
-            )
-        spec = data_spec[name]
+        spec = field_of(data_spec, name, where)
         if len(spec.shape) != rank or not np.issubdtype(spec.dtype, np.integer):
             raise SchemaError(
                 "not a sequence field" if rank else "not a length field",

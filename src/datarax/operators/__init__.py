@@ -4,7 +4,7 @@
 the building blocks for operators of one's own.
 """
 
-from datarax.operators import audio, image, text
+from datarax.operators import audio, image, mixing, policies, text
 from datarax.operators.adapters import FunctionOperator, FunctionOperatorConfig, from_function
 from datarax.operators.base import Operator, OperatorKey
 from datarax.operators.composite import CompositeOperator, CompositeOperatorConfig
@@ -25,5 +25,7 @@ __all__ = [
     "audio",
     "from_function",
     "image",
+    "mixing",
+    "policies",
     "text",
 ]

@@ -27,7 +27,7 @@ from flax import nnx
 from datarax.core.config import Config, require_bool
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
 from datarax.core.identity import function_identity
-from datarax.operators.base import Fields, Operator, spec_of
+from datarax.operators.base import Fields, Operator, field_of, spec_of
 from datarax.operators.element import accepts_key
 
 FieldFn = Callable[..., jax.Array]
@@ -122,14 +122,7 @@ class FunctionOperator(Operator):
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
     ) -> tuple[Fields, Fields]:
         field = self.config.field
-        if field not in data:
-            raise SchemaError(
-                "field missing",
-                where=self.name,
-                expected=f"a field '{field}' among {sorted(data)}",
-                found="no such field",
-            )
-        values = data[field]
+        values = field_of(data, field, self.name)
         args: tuple[Any, ...] = (values,)
         if self.stochastic:
             args += (self.keys_for(record_ids, epoch, seed),)

@@ -35,6 +35,11 @@ class Operator(DataraxModule, abc.ABC):
     :meth:`keys_for` to get their per-record keys.
     """
 
+    #: Whether the operator sees its batch as a whole (MixUp pairs records of a
+    #: batch): a pipeline then hands it one batch at a time, never a chunk of
+    #: several, so its output does not depend on how batches are grouped in calls.
+    mixes_batch: bool = False
+
     def __init__(
         self,
         config: Config,
@@ -137,6 +142,28 @@ class Operator(DataraxModule, abc.ABC):
                 expected=expected,
                 found=found,
             )
+
+
+def field_of(data: Fields, field: str, where: str, kind: str = "") -> Any:
+    """``data[field]``, or a :class:`SchemaError` naming ``where`` and the fields there are.
+
+    ``kind`` says what the field holds in the message (``"image"``, ``"waveform"``).
+
+    Example:
+        >>> field_of({"x": 1}, "image", "Rotate", "image")
+        Traceback (most recent call last):
+        ...
+        datarax.core.errors.SchemaError: Rotate: image field missing; expected a field \
+'image' among ['x'], found no such field
+    """
+    if field not in data:
+        raise SchemaError(
+            f"{kind} field missing".strip(),
+            where=where,
+            expected=f"a field '{field}' among {sorted(data)}",
+            found="no such field",
+        )
+    return data[field]
 
 
 def uniform(words: jax.Array) -> jax.Array:

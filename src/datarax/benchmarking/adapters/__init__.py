@@ -51,7 +51,9 @@ class System:
     label: str = ""
 
     def runs(self, scenario: Scenario) -> bool:
-        """Whether this system has a row for ``scenario`` at all."""
+        """Whether this system has a row for ``scenario`` at all (both must allow it)."""
+        if scenario.systems is not None and self.name not in scenario.systems:
+            return False
         return self.scenarios is None or scenario.name in self.scenarios
 
     def missing(self, scenario: Scenario | None = None) -> str | None:
@@ -122,6 +124,20 @@ SYSTEMS: dict[str, System] = {
                ("tensorflow-cpu", "tensorflow"), label="tf.data"),
         System("hf", "hf", "hf", "peer", ("datasets",), ("datasets", "pyarrow"),
                label="HF datasets"),
+        System("dm_pix", "dm_pix", "dm_pix", "peer", ("dm_pix",), ("dm-pix", *_JAX),
+               scenarios=("RA",), label="dm_pix, jit(vmap)"),
+        System("augmax", "augmax", "augmax", "peer", ("augmax",), ("augmax", *_JAX),
+               scenarios=("RA",), label="augmax, jit(vmap)"),
+        System("torchvision", "torchvision", "torchvision", "peer", ("torch",),
+               ("torchvision", "torch"), scenarios=("RA",),
+               label="torchvision v2 in a PyTorch DataLoader"),
+        System("librosa", "librosa", "librosa", "peer", ("librosa",), ("librosa",),
+               scenarios=("MEL",), label="librosa, batched"),
+        System("librosa-clip", "librosa", "librosa", "peer", ("librosa",), ("librosa",),
+               options={"per_clip": True}, scenarios=("MEL",), label="librosa, per clip"),
+        System("torchaudio", "torchaudio", "torchaudio", "peer", ("torch",),
+               ("torchaudio", "torch"), scenarios=("MEL",),
+               label="torchaudio in a PyTorch DataLoader"),
     ]
 }  # fmt: skip
 

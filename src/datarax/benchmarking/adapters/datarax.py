@@ -2,8 +2,9 @@
 
 W1, W1s, W2 and AR use ``Normalize``, ``RandomCrop`` and ``RandomFlip``; the depth chains
 are ``ElementOperator`` chains; DAG is the README's Advanced DAG as written there; W4 is a
-``MemorySource`` that pads its token lists; every other scenario runs its per-record JAX
-function as one ``ElementOperator``.
+``MemorySource`` that pads its token lists; RA is the ``RandAugment`` operator, MEL the
+``MelSpectrogram`` operator, PACK a ``PackedPipeline`` over a padding ``MemorySource``;
+every other scenario runs its per-record JAX function as one ``ElementOperator``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,25 @@ from flax import nnx
 from datarax import from_source
 from datarax.benchmarking.adapters.base import BuildContext, MakePass
 from datarax.benchmarking.records_file import write_records
-from datarax.benchmarking.scenarios import DEPTHS, SEQUENCE_LENGTH, Scenario, depth_step
+from datarax.benchmarking.scenarios import (
+    DEPTHS,
+    MEL_SETTINGS,
+    PACK_READ_BATCH,
+    PACK_SEQ_LEN,
+    PACK_WINDOW_BATCHES,
+    RA_MAGNITUDE,
+    RA_NUM_BINS,
+    RA_NUM_OPS,
+    SEQUENCE_LENGTH,
+    Scenario,
+    depth_step,
+)
 from datarax.core.element import Element
 from datarax.dag.nodes import Branch, Merge, OperatorNode
+from datarax.dag.packing import PackedPipeline
 from datarax.dag.pipeline import Pipeline
 from datarax.operators import ElementOperator, ElementOperatorConfig
+from datarax.operators.audio.mel import MelSpectrogram, MelSpectrogramConfig
 from datarax.operators.image import (
     Normalize,
     NormalizeConfig,
@@ -32,6 +47,7 @@ from datarax.operators.image import (
     RandomFlip,
     RandomFlipConfig,
 )
+from datarax.operators.text.packing import PackConfig
 from datarax.sources import (
     ArrayRecordSource,
     ArrayRecordSourceConfig,
@@ -56,6 +72,12 @@ def datarax_pipeline(
     context: BuildContext | None = None,
 ) -> MakePass:
     """The pipeline a datarax user would write for ``w`` (``context``: for file scenarios)."""
+    if w.name == "RA":
+        return datarax_randaugment(w, data)
+    if w.name == "MEL":
+        return datarax_mel(w, data)
+    if w.name == "PACK":
+        return datarax_packing(w, data)
     if w.name in ("W1", "W1s", "W2"):
         pipeline = datarax_image_pipeline(w, data, stats)
         return lambda: iter(pipeline)
@@ -204,6 +226,54 @@ def datarax_sharded(w: Scenario, data: dict[str, np.ndarray], stats: Any) -> Mak
     sharder = ArraySharder(DeviceMesh({"data": -1}))
     pipeline = datarax_image_pipeline(w, data, stats) >> SharderNode(sharder)
     return lambda: iter(pipeline)
+
+
+def datarax_randaugment(w: Scenario, data: dict[str, np.ndarray]) -> MakePass:
+    """RA: the images through the library's ``RandAugment`` operator (2 ops, magnitude 9)."""
+    from datarax.operators.policies import RandAugment, RandAugmentConfig
+
+    source = MemorySource(MemorySourceConfig(), data=data)
+    op = RandAugment(
+        RandAugmentConfig(
+            num_ops=RA_NUM_OPS, magnitude=RA_MAGNITUDE, num_magnitude_bins=RA_NUM_BINS
+        ),
+        rngs=nnx.Rngs(0),
+    )
+    pipeline = from_source(
+        source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass
+    ) >> OperatorNode(op)
+    return lambda: iter(pipeline)
+
+
+def datarax_mel(w: Scenario, data: dict[str, np.ndarray]) -> MakePass:
+    """MEL: the clips through the ``MelSpectrogram`` operator into a ``mel`` field."""
+    source = MemorySource(MemorySourceConfig(), data=data)
+    mel = MelSpectrogram(MelSpectrogramConfig(**MEL_SETTINGS, output_field="mel"))
+    pipeline = from_source(
+        source, w.batch_size, shuffle=w.shuffle, num_epochs=w.epochs_per_pass
+    ) >> OperatorNode(mel)
+    return lambda: iter(pipeline)
+
+
+def datarax_packing(w: Scenario, data: dict[str, np.ndarray]) -> MakePass:
+    """PACK: a padding ``MemorySource`` read in batches, packed first-fit by ``PackedPipeline``.
+
+    The source pads every list to the longest one (so no token is cut), reads
+    ``PACK_READ_BATCH`` records a batch, and ``PACK_WINDOW_BATCHES`` batches are packed
+    together into rows of ``PACK_SEQ_LEN`` tokens, ``w.batch_size`` rows a batch.
+    """
+    tokens = list(data["tokens"])
+    width = int(max(len(t) for t in tokens))
+    source = MemorySource(MemorySourceConfig(pad_to={"tokens": width}), data={"tokens": tokens})
+    pipeline = from_source(source, PACK_READ_BATCH, shuffle=w.shuffle, num_epochs=w.epochs_per_pass)
+    config = PackConfig(
+        seq_len=PACK_SEQ_LEN,
+        batch_size=w.batch_size,
+        algorithm="first_fit",
+        window_batches=PACK_WINDOW_BATCHES,
+    )
+    packed = PackedPipeline(pipeline, config)
+    return lambda: iter(packed)
 
 
 def _array_record_source(context: BuildContext) -> DataSource:

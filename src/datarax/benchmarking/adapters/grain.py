@@ -5,11 +5,13 @@ Grain, and the scenario's transform runs vectorised on each batch (``random_map`
 it draws random numbers, with the generator Grain gives it). Iteration uses
 ``to_iter_dataset`` with no reader threads: on 2 cores Grain's default of 16 threads was
 slower. W4 pads each record in a ``map`` before batching; AR reads the file through
-``grain.sources.ArrayRecordDataSource`` and decodes each record in a ``map``.
+``grain.sources.ArrayRecordDataSource`` and decodes each record in a ``map``. PACK packs
+the token lists with Grain's own first-fit packer, ``FirstFitPackIterDataset``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from datarax.benchmarking.adapters.base import BuildContext, MakePass
 from datarax.benchmarking.records_file import decode_record, write_records
-from datarax.benchmarking.scenarios import SEQUENCE_LENGTH, Scenario
+from datarax.benchmarking.scenarios import PACK_SEQ_LEN, SEQUENCE_LENGTH, Scenario
 
 UNSUPPORTED: dict[str, str] = {}
 
@@ -26,6 +28,8 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     """Passes of the Grain pipeline; each pass reseeds its shuffle and its random maps."""
     import grain
 
+    if scenario.name == "PACK":
+        return packing_passes(scenario, context)
     source, per_record = _source(scenario, context, grain)
     read_options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
     transform = _batch_transform(scenario, context.stats)
@@ -43,6 +47,53 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
         return iter(ds.to_iter_dataset(read_options))
 
     return one_pass
+
+
+#: PACK: bins Grain's first-fit packer fills before it hands them out (rows close as
+#: often as datarax's windows of ``PACK_WINDOW_BATCHES`` x ``PACK_READ_BATCH`` records).
+PACK_BINS = 64
+
+
+def packing_passes(scenario: Scenario, context: BuildContext) -> MakePass:
+    """PACK: ``grain.experimental.FirstFitPackIterDataset`` over the token lists, batched.
+
+    Records are ``{"tokens": array}`` read through Grain in order; the packer fills
+    ``PACK_BINS`` rows of ``PACK_SEQ_LEN`` tokens first-fit and emits them in order
+    (``shuffle_bins=False``, as datarax does); ``batch`` stacks ``scenario.batch_size``
+    rows with their ``tokens_segment_ids`` and ``tokens_positions``, padding the last
+    batch of an epoch with empty rows (``batch_and_pad``), as datarax does.
+    """
+    import grain
+
+    source = _TokenRecords(context.data["tokens"])
+    # Every batch full size, the last one padded with empty rows, as datarax's.
+    pad_batch = functools.partial(grain.experimental.batch_and_pad, batch_size=scenario.batch_size)
+    read_options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+
+    def one_pass() -> Iterator[Any]:
+        for _ in range(scenario.epochs_per_pass):  # rows never mix two epochs, as datarax's
+            packed = grain.experimental.FirstFitPackIterDataset(
+                grain.MapDataset.source(source).to_iter_dataset(read_options),
+                length_struct={"tokens": PACK_SEQ_LEN},
+                num_packing_bins=PACK_BINS,
+                shuffle_bins=False,
+            )
+            yield from packed.batch(scenario.batch_size, batch_fn=pad_batch)
+
+    return one_pass
+
+
+class _TokenRecords:
+    """The token lists as a random-access sequence of ``{"tokens": array}`` records."""
+
+    def __init__(self, tokens: np.ndarray) -> None:
+        self._tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"tokens": self._tokens[index]}
 
 
 def _source(scenario: Scenario, context: BuildContext, grain: Any) -> tuple[Any, Callable | None]:

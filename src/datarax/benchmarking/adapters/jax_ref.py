@@ -39,15 +39,49 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     return one_pass
 
 
+def batch_passes(scenario: Scenario, context: BuildContext, fn: Callable[..., Any]) -> MakePass:
+    """The reference's passes with a batch function ``(batch, keys) -> batch`` instead.
+
+    The arrays go to the device once; each batch is one jitted gather and ``fn``,
+    given the records' keys ``fold_in(fold_in(key(0), epoch), record id)`` (the
+    JAX-library peers of the operator scenarios run this way).
+    """
+    rng = np.random.default_rng(1)
+    n = context.num_records
+    arrays = jax.device_put(context.data)
+
+    @jax.jit
+    def gather(arrays: dict[str, jax.Array], idx: jax.Array, epoch: Any) -> Any:
+        batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+        return fn(batch, record_keys(idx, epoch))
+
+    epoch = [0]
+
+    def one_pass() -> Iterator[Any]:
+        for _ in range(scenario.epochs_per_pass):
+            order = rng.permutation(n) if scenario.shuffle else np.arange(n)
+            order = order.astype(np.int32)
+            for start in range(0, n, scenario.batch_size):
+                yield gather(
+                    arrays, order[start : start + scenario.batch_size], np.uint32(epoch[0])
+                )
+            epoch[0] += 1
+
+    return one_pass
+
+
+def record_keys(ids: jax.Array, epoch: Any) -> jax.Array:
+    """One key per record: ``fold_in(fold_in(key(0), epoch), record id)``."""
+    epoch_key = jax.random.fold_in(jax.random.key(0), epoch)
+    return jax.vmap(jax.random.fold_in, (None, 0))(epoch_key, ids.astype(jnp.uint32))
+
+
 def keyed_transform(scenario: Scenario, stats: Any) -> Callable[..., Any]:
     """``(batch, record ids, epoch) -> batch``: the vmapped per-record transform, traceable."""
     fn = scenario.record_fn(stats)
-    base = jax.random.key(0)
 
     def transform(batch: Any, ids: jax.Array, epoch: Any) -> Any:
-        epoch_key = jax.random.fold_in(base, epoch)
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(epoch_key, ids.astype(jnp.uint32))
-        return jax.vmap(fn)(batch, keys)
+        return jax.vmap(fn)(batch, record_keys(ids, epoch))
 
     return transform
 

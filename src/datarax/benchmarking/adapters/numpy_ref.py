@@ -2,16 +2,19 @@
 
 For W4 it has two variants: a vectorised gather from one flat token array (built once),
 and a per-record Python loop (the ``numpy-loop`` system). For the ArrayRecord scenario it
-reads each batch with one batched read and decodes it with one ``frombuffer``.
+reads each batch with one batched read and decodes it with one ``frombuffer``. MEL runs
+with one BLAS thread, as librosa does (see
+:func:`~datarax.benchmarking.adapters.base.one_blas_thread`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from datarax.benchmarking.adapters.base import BuildContext, MakePass
+from datarax.benchmarking.adapters.base import BuildContext, MakePass, one_blas_thread
 from datarax.benchmarking.records_file import decode_batch, open_records, write_records
 from datarax.benchmarking.scenarios import FlatTokens, Scenario
 
@@ -24,14 +27,24 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     n = context.num_records
     fetch, transform = _fetch_and_transform(scenario, context)
 
-    def one_pass() -> Iterator[dict[str, np.ndarray]]:
+    def batches() -> Iterator[dict[str, np.ndarray]]:
         for _ in range(scenario.epochs_per_pass):
             order = rng.permutation(n) if scenario.shuffle else np.arange(n)
             for start in range(0, n, scenario.batch_size):
                 idx = order[start : start + scenario.batch_size]
                 yield transform(fetch(idx), rng, context.stats)
 
+    def one_pass() -> Iterator[dict[str, np.ndarray]]:
+        if scenario.name != "MEL":  # the only scenario whose transform multiplies matrices
+            return batches()
+        return _with_one_blas_thread(batches())
+
     return one_pass
+
+
+def _with_one_blas_thread(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[Any]:
+    with one_blas_thread():
+        yield from batches
 
 
 def _fetch_and_transform(scenario: Scenario, context: BuildContext) -> tuple[Callable, Callable]:

@@ -20,7 +20,7 @@ from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator
+from datarax.operators.base import Fields, Operator, field_of
 
 __all__ = [
     "AudioOperator",
@@ -126,14 +126,7 @@ class AudioOperator(Operator):
 
     def field_of(self, data: Fields, field: str, kind: InputKind) -> jax.Array:
         """``data[field]``, checked to hold a batch of ``kind`` (waveforms or spectrograms)."""
-        if field not in data:
-            raise SchemaError(
-                f"{kind} field missing",
-                where=self.name,
-                expected=f"a field '{field}' among {sorted(data)}",
-                found="no such field",
-            )
-        values = data[field]
+        values = field_of(data, field, self.name, kind)
         ranks, layout = ((2, 3), "(T,) or (C, T)") if kind == "waveform" else ((3, 4), "(F, N)")
         if kind == "spectrogram":
             layout += " or (C, F, N)"

@@ -10,9 +10,9 @@ from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator, uniform
+from datarax.operators.base import Fields, Operator, field_of, uniform
 
-__all__ = ["ImageOperator", "ImageOperatorConfig", "as_pair", "uniform"]
+__all__ = ["ImageOperator", "ImageOperatorConfig", "as_pair", "image_field", "uniform"]
 
 
 @dataclass(frozen=True)
@@ -73,27 +73,24 @@ class ImageOperator(Operator):
 
     def images_of(self, data: Fields) -> jax.Array:
         """This operator's image field of ``data``, checked for presence and rank."""
-        field = self.config.field
-        if field not in data:
-            raise SchemaError(
-                "image field missing",
-                where=self.name,
-                expected=f"a field '{field}' among {sorted(data)}",
-                found="no such field",
-            )
-        images = data[field]
-        if images.ndim not in (3, 4):
-            raise SchemaError(
-                "images must be (H, W) or (H, W, C) per record",
-                where=f"{self.name}, field '{field}'",
-                expected="rank 2 or 3 per record",
-                found=f"shape {tuple(images.shape[1:])}",
-            )
-        return images
+        return image_field(data, self.config.field, self.name)
 
     @abc.abstractmethod
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
         """Transform a batch of images; ``words`` is ``(B, 2) uint32`` when stochastic."""
+
+
+def image_field(data: Fields, field: str, where: str) -> jax.Array:
+    """``data[field]`` as a batch of images, checked for presence and rank."""
+    images = field_of(data, field, where, "image")
+    if images.ndim not in (3, 4):
+        raise SchemaError(
+            "images must be (H, W) or (H, W, C) per record",
+            where=f"{where}, field '{field}'",
+            expected="rank 2 or 3 per record",
+            found=f"shape {tuple(images.shape[1:])}",
+        )
+    return images
 
 
 def as_pair(value: int | tuple[int, int], where: str) -> tuple[int, int]:

@@ -88,6 +88,8 @@ class Normalize(ImageOperator):
 
     config_type = NormalizeConfig
     config: NormalizeConfig
+    differentiable_in = ("input",)
+    reference = "NumPy: (x - mean) / std per channel"
 
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
         channels = 1 if images.ndim == 3 else images.shape[-1]

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from datarax.core.errors import ConfigError, OperatorError, SchemaError
-from datarax.operators.base import Fields
+from datarax.operators.base import Fields, field_of
 from datarax.operators.image.base import ImageOperator, ImageOperatorConfig
 from datarax.operators.image.sampling import SamplingStep, render
 
@@ -344,14 +344,7 @@ def _gather_composed(
 def _moved_fields(op: SpatialOperator, data: Fields, images: jax.Array) -> Fields:
     moved = {}
     for name in op.config.also:
-        if name not in data:
-            raise SchemaError(
-                "field to move with the image missing",
-                where=op.name,
-                expected=f"a field '{name}' among {sorted(data)}",
-                found="no such field",
-            )
-        values = data[name]
+        values = field_of(data, name, op.name, "moved")
         if values.ndim not in (3, 4) or values.shape[:3] != images.shape[:3]:
             raise SchemaError(
                 "a field moved with the image must have its height and width",

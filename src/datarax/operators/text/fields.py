@@ -9,6 +9,7 @@ import numpy as np
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
+from datarax.operators.base import field_of
 
 
 def require_field_name(config: Config, field: str, *, allow_none: bool = False) -> None:
@@ -38,18 +39,6 @@ def require_token_id(config: Config, field: str) -> None:
             found=repr(value),
         )
     object.__setattr__(config, field, value)
-
-
-def field_of(data: dict[str, Any], field: str, where: str) -> Any:
-    """``data[field]``, or a :class:`SchemaError` listing the fields there are."""
-    if field not in data:
-        raise SchemaError(
-            "field missing",
-            where=where,
-            expected=f"a field '{field}' among {sorted(data)}",
-            found="no such field",
-        )
-    return data[field]
 
 
 def token_rows(data: dict[str, Any], field: str, where: str) -> jax.Array:
