@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,14 @@ from datarax.core.config import Config, check_int
 from datarax.core.errors import ConfigError
 from datarax.operators.base import Fields, Operator, uniform
 from datarax.operators.combine import select_per_record
-from datarax.operators.image.affine import Affine, AffineConfig, Rotate, RotateConfig
+from datarax.operators.image.affine import (
+    Affine,
+    AffineConfig,
+    Rotate,
+    RotateConfig,
+    affine_matrix,
+    affine_step,
+)
 from datarax.operators.image.base import ImageOperatorConfig, image_field
 from datarax.operators.image.color import (
     Brightness,
@@ -38,7 +45,13 @@ from datarax.operators.image.color import (
     ContrastConfig,
     Saturation,
     SaturationConfig,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_saturation,
 )
+from datarax.operators.image.color_base import PixelOperator
+from datarax.operators.image.color_space import blend, smooth3x3
+from datarax.operators.image.sampling import render
 from datarax.operators.image.tone import (
     AutoContrast,
     AutoContrastConfig,
@@ -432,8 +445,10 @@ class RandAugment(_Policy):
     The operations are the library's (:class:`Brightness`, :class:`Saturation`,
     :class:`Contrast`, :class:`Sharpness`, :class:`Posterize`, :class:`Solarize`,
     :class:`AutoContrast`, :class:`Equalize`, :class:`Rotate`, :class:`Affine`) with
-    fixed magnitudes; every candidate is computed for the whole batch at each step
-    and each record takes its own. ``"color"`` needs RGB images.
+    fixed magnitudes. At each step every record takes its own of a few candidates
+    computed for the whole batch: all geometric operations are one sampling through
+    each record's affine map, each enhancement one blend with each record's signed
+    factor, each other operation its operator. ``"color"`` needs RGB images.
 
     Example:
         >>> from flax import nnx
@@ -461,38 +476,73 @@ class RandAugment(_Policy):
         index = jnp.minimum(jnp.floor(u[:, 0::2] * kinds).astype(jnp.int32), kinds - 1)
         return index, u[:, 1::2] < 0.5
 
-    def candidates(self, height: int, width: int) -> list[tuple[str, float, Operator | None]]:
-        """``(operation, signed magnitude, operator)`` of every choice at one step.
-
-        Signed operations come twice (``+m`` then ``-m``); ``identity`` has no operator.
-        """
-        cfg = self.config
-        out: list[tuple[str, float, Operator | None]] = []
-        for kind in cfg.op_names():
-            m = randaugment_magnitude(kind, cfg.magnitude, cfg.num_magnitude_bins, height, width)
-            for value in (m, -m) if kind in SIGNED_OPS else (m,):
-                out.append((kind, value, augment_operator(kind, value, cfg, height, width)))
-        return out
-
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
     ) -> tuple[Fields, Fields]:
         record_ids, epoch = jnp.asarray(record_ids, jnp.int32), jnp.asarray(epoch, jnp.uint32)
         images = image_field(data, self.config.field, self.name)
         height, width = images.shape[1:3]
-        candidates = self.candidates(height, width)
-        table = _candidate_table([kind for kind, _, _ in candidates], self.config.op_names())
+        names = self.config.op_names()
+        groups = _operation_groups(names)
+        group_of = jnp.asarray([next(g for g, ops in enumerate(groups) if n in ops) for n in names])
         kinds, negated = self.choices(record_ids, epoch, seed)
         for step in range(self.config.num_ops):
-            index = table[kinds[:, step], negated[:, step].astype(jnp.int32)]
+            kind, neg = kinds[:, step], negated[:, step]
             outputs = [
-                (data, states)
-                if op is None
-                else op.apply_batch(data, states, record_ids, epoch, seed)
-                for _, _, op in candidates
+                self._group_output(ops, data, states, kind, neg, (record_ids, epoch, seed))
+                for ops in groups
             ]
-            data, states = select_per_record(index, outputs, self.name)
+            data, states = select_per_record(group_of[kind], outputs, self.name)
         return data, states
+
+    def _group_output(
+        self,
+        ops: tuple[str, ...],
+        data: Fields,
+        states: Fields,
+        kind: jax.Array,
+        negated: jax.Array,
+        keys: tuple[jax.Array, jax.Array, int],
+    ) -> tuple[Fields, Fields]:
+        """One candidate output for a group of operations, each record's own sign applied.
+
+        The geometric operations are one affine map per record (one sampling); an
+        enhancement is one blend with per-record factors ``1 +- m``; every other
+        operation is its library operator at its fixed magnitude.
+        """
+        cfg, field = self.config, self.config.field
+        images = data[field]
+        height, width = images.shape[1:3]
+        names = cfg.op_names()
+        magnitude = {n: self._magnitude(n, height, width) for n in ops}
+        if ops[0] in GEOMETRIC_OPS:
+            values = {k: jnp.zeros(kind.shape, jnp.float32) for k in _AFFINE_KEYS}
+            for name in ops:
+                chosen = kind == names.index(name)
+                plus = _geometry_values(name, magnitude[name], height, width)
+                minus = _geometry_values(name, -magnitude[name], height, width)
+                for key in plus:
+                    signed = jnp.where(negated, jnp.float32(minus[key]), jnp.float32(plus[key]))
+                    values[key] = jnp.where(chosen, signed, values[key])
+            carrier = augment_operator(ops[0], magnitude[ops[0]], cfg, height, width)
+            step = affine_step(carrier, height, width, affine_matrix(height, width, **values))
+            moved = render((step,), images, mask=False, where=f"{self.name}, field '{field}'")
+            return {**data, field: moved}, states
+        name = ops[0]
+        op = augment_operator(name, magnitude[name], cfg, height, width)
+        if op is None:
+            return data, states
+        if name in ENHANCEMENTS:
+            m = magnitude[name]
+            factors = jnp.where(negated, jnp.float32(1.0 - m), jnp.float32(1.0 + m))
+            enhance = ENHANCEMENTS[name]
+            out = cast(PixelOperator, op).on_pixels(images, lambda work: enhance(work, factors))
+            return {**data, field: out}, states
+        return op.apply_batch(data, states, *keys)
+
+    def _magnitude(self, name: str, height: int, width: int) -> float:
+        cfg = self.config
+        return randaugment_magnitude(name, cfg.magnitude, cfg.num_magnitude_bins, height, width)
 
 
 def randaugment_magnitude(kind: str, index: int, bins: int, height: int, width: int) -> float:
@@ -550,30 +600,43 @@ def augment_operator(
     }
     if kind == "rotate":
         return Rotate(RotateConfig(angle=magnitude, **sampling))
-    if kind in ("shear_x", "shear_y"):
-        # torchvision shears about the top-left corner: a shear about the centre moved
-        # back by what it moves the corner.
-        angle = math.degrees(math.atan(magnitude))
-        if kind == "shear_x":
-            geometry: dict[str, Any] = {"shear_x": angle, "translate_x": -magnitude * height / 2.0}
-        else:
-            geometry = {"shear_y": angle, "translate_y": -magnitude * width / 2.0}
+    if kind in GEOMETRIC_OPS:
+        geometry: dict[str, Any] = _geometry_values(kind, magnitude, height, width)
         return Affine(AffineConfig(**geometry, **sampling))
-    if kind in ("translate_x", "translate_y"):
-        shift: dict[str, Any] = {kind: float(int(magnitude))}
-        return Affine(AffineConfig(**shift, **sampling))
     return None
 
 
-def _candidate_table(kinds: list[str], names: Sequence[str]) -> jax.Array:
-    """``(operations, 2)`` candidate index of each (operation, negated) choice."""
-    table = np.zeros((len(names), 2), np.int32)
-    position = 0
-    for row, name in enumerate(names):
-        table[row] = (position, position + 1) if name in SIGNED_OPS else (position, position)
-        position += 2 if name in SIGNED_OPS else 1
-    assert position == len(kinds)
-    return jnp.asarray(table)
+#: The operations that only move pixels: each is an affine map of the image.
+GEOMETRIC_OPS = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
+#: The enhancements: a blend with a degenerate image, by a per-record factor.
+ENHANCEMENTS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "brightness": adjust_brightness,
+    "color": adjust_saturation,
+    "contrast": adjust_contrast,
+    "sharpness": lambda images, factor: blend(smooth3x3(images), images, factor),
+}
+_AFFINE_KEYS = ("rotation", "translate_x", "translate_y", "shear_x", "shear_y")
+
+
+def _geometry_values(kind: str, magnitude: float, height: int, width: int) -> dict[str, float]:
+    """The :func:`affine_matrix` arguments of a geometric operation at ``magnitude``."""
+    if kind == "rotate":
+        return {"rotation": magnitude}
+    if kind in ("translate_x", "translate_y"):
+        return {kind: float(int(magnitude))}  # whole pixels, as torchvision
+    # torchvision shears about the top-left corner: a shear about the centre moved
+    # back by what it moves the corner.
+    angle = math.degrees(math.atan(magnitude))
+    if kind == "shear_x":
+        return {"shear_x": angle, "translate_x": -magnitude * height / 2.0}
+    return {"shear_y": angle, "translate_y": -magnitude * width / 2.0}
+
+
+def _operation_groups(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """The operations that share one candidate output: all geometric ones together."""
+    geometric = tuple(n for n in names if n in GEOMETRIC_OPS)
+    groups = [(n,) for n in names if n not in GEOMETRIC_OPS]
+    return groups + ([geometric] if geometric else [])
 
 
 @dataclass(frozen=True)

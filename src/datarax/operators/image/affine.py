@@ -157,7 +157,7 @@ class Rotate(SpatialOperator):
         self, height: int, width: int, draws: jax.Array | None
     ) -> tuple[SamplingStep, ...]:
         angle = draw(self.angle, _uniforms(draws, 1)[:, 0])
-        return (_affine_step(self, height, width, affine_matrix(height, width, rotation=angle)),)
+        return (affine_step(self, height, width, affine_matrix(height, width, rotation=angle)),)
 
 
 class Affine(SpatialOperator):
@@ -201,7 +201,7 @@ class Affine(SpatialOperator):
     ) -> tuple[SamplingStep, ...]:
         u = _uniforms(draws, len(self._NAMES))
         values = {k: draw(getattr(self, k), u[:, i]) for i, k in enumerate(self._NAMES)}
-        return (_affine_step(self, height, width, affine_matrix(height, width, **values)),)
+        return (affine_step(self, height, width, affine_matrix(height, width, **values)),)
 
 
 class RandomAffine(SpatialOperator):
@@ -246,7 +246,7 @@ class RandomAffine(SpatialOperator):
         values = {k: draw(getattr(self, k), u[:, i]) for i, k in enumerate(self._NAMES)}
         values["translate_x"] = values["translate_x"] * width  # fractions of the size
         values["translate_y"] = values["translate_y"] * height
-        return (_affine_step(self, height, width, affine_matrix(height, width, **values)),)
+        return (affine_step(self, height, width, affine_matrix(height, width, **values)),)
 
 
 def affine_matrix(
@@ -354,7 +354,8 @@ def random_affine_spans(config: RandomAffineConfig) -> dict[str, Span]:
 # ----------------------------------------------------------------------- internals
 
 
-def _affine_step(op: Any, height: int, width: int, matrix: jax.Array) -> SamplingStep:
+def affine_step(op: Any, height: int, width: int, matrix: jax.Array) -> SamplingStep:
+    """The sampling step of ``matrix`` with ``op``'s interpolation and fills."""
     return SamplingStep(
         matrix=matrix,
         in_size=(height, width),

@@ -9,6 +9,7 @@ with ``probability < 1`` a record is changed only when its own coin says so.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -77,17 +78,29 @@ class PixelOperator(ImageOperator):
         return len(self.magnitude_fields) + self.extra_uniforms + 1
 
     def transform_images(self, images: jax.Array, words: jax.Array | None) -> jax.Array:
+        u = None if words is None else uniforms_from_words(words, self.uniform_count)
+
+        def change(work: jax.Array) -> jax.Array:
+            out = self.adjust(work, None if u is None else u[:, :-1])
+            if self.config.probability < 1.0:
+                assert u is not None  # stochastic whenever probability < 1
+                changed = (u[:, -1] < self.config.probability).reshape((-1, 1, 1, 1))
+                out = jnp.where(changed, out, work)
+            return out
+
+        return self.on_pixels(images, change)
+
+    def on_pixels(self, images: jax.Array, change: Callable[[jax.Array], jax.Array]) -> jax.Array:
+        """``change`` of the images as this operator computes them, cast back.
+
+        The images are checked, ``(B, H, W)`` ones get a channel axis, and dtypes
+        other than ``uint8`` and ``float32`` are computed in float32.
+        """
         self.check_pixels(images)
         batch = images[..., None] if images.ndim == 3 else images
         exact = batch.dtype in (jnp.dtype(jnp.uint8), jnp.dtype(jnp.float32))
         work = batch if exact else batch.astype(jnp.float32)
-        u = None if words is None else uniforms_from_words(words, self.uniform_count)
-        out = self.adjust(work, None if u is None else u[:, :-1])
-        if self.config.probability < 1.0:
-            assert u is not None  # stochastic whenever probability < 1
-            changed = (u[:, -1] < self.config.probability).reshape((-1, 1, 1, 1))
-            out = jnp.where(changed, out, work)
-        out = out.astype(images.dtype)
+        out = change(work).astype(images.dtype)
         return out[..., 0] if images.ndim == 3 else out
 
     def adjust(self, images: jax.Array, u: jax.Array | None) -> jax.Array:

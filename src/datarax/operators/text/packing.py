@@ -169,27 +169,39 @@ def assign_rows(
 
     Every size must be in ``[1, capacity]``. Rows are numbered in the order they open.
     """
-    n = sizes.size
-    bins = np.empty(n, np.int64)
-    offsets = np.empty(n, np.int64)
-    segments = np.empty(n, np.int64)
-    free = np.empty(n, np.int64)  # room left in each open row
-    count = np.zeros(n, np.int64)  # segments in each open row
-    opened = 0
-    for i, size in enumerate(sizes.tolist()):
-        fits = np.flatnonzero(free[:opened] >= size)
-        if fits.size == 0:
-            row = opened
-            free[row] = capacity
-            opened += 1
-        elif algorithm == "first_fit":
-            row = int(fits[0])
-        else:  # argmin keeps the first (oldest) of equally full rows
-            row = int(fits[np.argmin(free[fits])])
-        bins[i], offsets[i], segments[i] = row, capacity - free[row], count[row]
+    # Plain Python lists: a window holds a few hundred items and a few dozen rows,
+    # where one NumPy call per item costs more than the scan it replaces.
+    free: list[int] = []  # room left in each row
+    count: list[int] = []  # segments in each row
+    open_rows: list[int] = []  # rows with room left, in the order they opened
+    bins, offsets, segments = [], [], []
+    first_fit = algorithm == "first_fit"
+    for size in sizes.tolist():
+        row = -1
+        if first_fit:
+            for r in open_rows:
+                if free[r] >= size:
+                    row = r
+                    break
+        else:  # the fullest row it fits in; the oldest of equally full ones
+            best = capacity + 1
+            for r in open_rows:
+                if size <= free[r] < best:
+                    row, best = r, free[r]
+        if row < 0:
+            row = len(free)
+            free.append(capacity)
+            count.append(0)
+            open_rows.append(row)
+        bins.append(row)
+        offsets.append(capacity - free[row])
+        segments.append(count[row])
         free[row] -= size
         count[row] += 1
-    return bins, offsets, segments
+        if free[row] == 0:
+            open_rows.remove(row)
+    as_array = lambda values: np.asarray(values, np.int64)  # noqa: E731
+    return as_array(bins), as_array(offsets), as_array(segments)
 
 
 def _pieces(
