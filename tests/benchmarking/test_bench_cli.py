@@ -9,6 +9,8 @@ import pytest
 
 from datarax.benchmarking.cli import main
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 PEERS = [
     name

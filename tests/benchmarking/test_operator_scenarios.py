@@ -27,6 +27,8 @@ from datarax.benchmarking.runner import RunSpec, materialise, run_pairs, sized
 from datarax.benchmarking.scenarios import MEL_SETTINGS, PACK_SEQ_LEN, SCENARIOS, stats_for
 from datarax.benchmarking.suite import plan, select_systems
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 
 def _passes(scenario_name, system_name, tmp_path, records=None):
     """``(scenario, data, make_pass)`` of a system at the smoke size (or ``records``)."""

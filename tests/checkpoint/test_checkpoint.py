@@ -32,6 +32,8 @@ from datarax.checkpoint import (  # noqa: E402
     NNXCheckpointSave,
 )
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EXAMPLE = ROOT / "examples" / "train_checkpointed.py"

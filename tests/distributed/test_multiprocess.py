@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 CHILD = Path(__file__).with_name("mp_child.py")
 N, BATCH = 70, 16
 

@@ -31,6 +31,8 @@ from datarax.operators.mixing import CutMix, CutMixConfig, MixUp, MixUpConfig, p
 from datarax.sources import MemorySource, MemorySourceConfig
 from harness import assert_resumes_at_every_step, snapshot
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 EPOCH, SEED = 3, 2
 
 

@@ -13,6 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import op_testing
 import pytest
 import scipy.ndimage as ndi
 from flax import nnx
@@ -36,30 +37,14 @@ from datarax.operators.image.noise import (
 EPOCH, SEED = 2, 5
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _run(graphdef, state, images, ids, epoch, seed):
-    data, _ = nnx.merge(graphdef, state).apply_batch({"image": images}, {}, ids, epoch, seed)
-    return data["image"]
-
-
 def apply(op, images, ids=None):
     """``op`` on a batch, compiled once per operator structure and input shape."""
-    images = jnp.asarray(images)
-    ids = np.arange(images.shape[0]) if ids is None else ids
-    graphdef, state = nnx.split(op)
-    out = _run(graphdef, state, images, jnp.asarray(ids, jnp.int32), jnp.uint32(EPOCH), SEED)
-    return np.asarray(out)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _words(graphdef, state, ids, epoch, seed):
-    return nnx.merge(graphdef, state).random_words(ids, epoch, seed)
+    return op_testing.apply(op, images, ids, epoch=EPOCH, seed=SEED)
 
 
 def words_of(op, ids):
     """The records' random words, as the operator computes them (compiled)."""
-    graphdef, state = nnx.split(op)
-    return _words(graphdef, state, jnp.asarray(ids, jnp.int32), jnp.uint32(EPOCH), SEED)
+    return op_testing.words_of(op, ids, epoch=EPOCH, seed=SEED)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

@@ -14,6 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import op_testing
 import pytest
 from flax import nnx
 from in_pipeline import assert_operator_in_pipeline
@@ -37,28 +38,14 @@ from datarax.operators.image.occlusion import (
 EPOCH, SEED = 1, 4
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _run(graphdef, state, images, ids, epoch, seed):
-    data, _ = nnx.merge(graphdef, state).apply_batch({"image": images}, {}, ids, epoch, seed)
-    return data["image"]
-
-
 def apply(op, images, ids=None):
-    images = jnp.asarray(images)
-    ids = np.arange(images.shape[0]) if ids is None else ids
-    graphdef, state = nnx.split(op)
-    out = _run(graphdef, state, images, jnp.asarray(ids, jnp.int32), jnp.uint32(EPOCH), SEED)
-    return np.asarray(out)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _words(graphdef, state, ids, epoch, seed):
-    return nnx.merge(graphdef, state).random_words(ids, epoch, seed)
+    """``op`` on a batch, compiled once per operator structure and input shape."""
+    return op_testing.apply(op, images, ids, epoch=EPOCH, seed=SEED)
 
 
 def words_of(op, ids):
-    graphdef, state = nnx.split(op)
-    return _words(graphdef, state, jnp.asarray(ids, jnp.int32), jnp.uint32(EPOCH), SEED)
+    """The records' random words, as the operator computes them (compiled)."""
+    return op_testing.words_of(op, ids, epoch=EPOCH, seed=SEED)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

@@ -59,6 +59,8 @@ from datarax.operators.policies import (
     randaugment_magnitude,
 )
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 EPOCH, SEED = 1, 7
 
 

@@ -40,6 +40,8 @@ from datarax.operators.image.resize import Resize, ResizeConfig
 from datarax.operators.image.sampling import sample
 from datarax.sources import MemorySource, MemorySourceConfig
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 IDS = jnp.arange(100, 108)
 
 

@@ -21,6 +21,8 @@ import datarax.distributed
 from datarax.core.errors import ConfigError
 from datarax.sharding import ArraySharder, DeviceMesh, as_mesh
 
+pytestmark = pytest.mark.slow  # run by the separate slow step of .ci/run
+
 CHECKS = Path(__file__).with_name("sharded_checks.py")
 
 
