@@ -132,21 +132,29 @@ class PipelineIterator(Iterator[Any]):
                     self._abandon()
                 raise
             self._ready.extend(self._batches(chunk))
-        batch = self._ready.popleft()
+        batch = self._ready[0]
         first = batch[0] if isinstance(batch, tuple) else batch
+        # Positions count this process's records (its share when split over processes).
+        step = self._geometry.batch_size if self._view.slice is not None else first.batch_size
+        epoch_done = self._position + step >= self._epoch_end
+        if epoch_done and self._schedule is not None:
+            # Every compilation lands in the first epoch. Waited for before anything
+            # moves, so that a Ctrl-C here leaves the batch to the next call.
+            self._schedule.current(wait=True)
+        # The hand-over: nothing from here on blocks, so an interrupt cannot fall
+        # between the cursor moving and the batch reaching the caller (but for the
+        # few instructions of the return itself).
+        self._ready.popleft()
         if first.epoch >= self._runtime.epoch_cursor:
             self._runtime.advance(first.epoch)
         if first.skipped is not None:
             self._skipped.extend(int(i) for i in first.skipped)
             self._skipped_total += len(first.skipped)
-        # Positions count this process's records (its share when split over processes).
-        step = self._geometry.batch_size if self._view.slice is not None else first.batch_size
-        self._position += step
-        if self._position >= self._epoch_end:
+        if epoch_done:
             self._move_to(self._epoch + 1, 0, 0)
             self._skipped = []
-            if self._schedule is not None:  # every compilation lands in the first epoch
-                self._schedule.current(wait=True)
+        else:
+            self._position += step
         return batch
 
     def _move_to(self, epoch: int, position: int, origin: int) -> None:
