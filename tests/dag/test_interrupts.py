@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
 import pytest
-from interrupting import InterruptingDecoder, InterruptOnce
+from interrupting import InterruptAtPoint, InterruptingDecoder, InterruptOnce
 
 from datarax import from_source
 from datarax.control import Prefetcher
@@ -18,17 +19,17 @@ from harness import snapshot
 N = 60
 
 
-def source(placement: str = "host") -> MemorySource:
-    return MemorySource(MemorySourceConfig(placement=placement), data={"x": np.arange(N)})
+def source(placement: str = "host", size: int = N) -> MemorySource:
+    return MemorySource(MemorySourceConfig(placement=placement), data={"x": np.arange(size)})
 
 
 def keep(record):
     return record
 
 
-def pipeline(op, prefetch: int, workers: int = 0, mode: str = "thread"):
+def pipeline(op, prefetch: int, workers: int = 0, mode: str = "thread", size: int = N):
     return from_source(
-        source(),
+        source(size=size),
         4,
         shuffle=True,
         seed=5,
@@ -149,6 +150,39 @@ def test_an_interrupted_transfer_or_dispatch_loses_nothing(monkeypatch, prefetch
     monkeypatch.setattr(Program, "run", interrupted_once)
     assert_interrupt_loses_nothing(lambda: pipeline(keep, prefetch, workers), reference)
     assert calls["n"] > 7
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "workers"), [(0, 0), (2, 0), (0, 2)], ids=["inline", "prefetch-thread", "workers"]
+)
+def test_an_interrupt_at_any_point_of_datarax_loses_nothing(prefetch, workers):
+    # Every call is interrupted at the first point of datarax where CPython can deliver
+    # a Ctrl-C, then at its second, and so on, until one call gets through: each batch
+    # is handed out only after an interrupt at every point on its way, the hand-over
+    # and the making of each chunk included.
+    reference = [snapshot(b) for b in pipeline(keep, 0, size=16)]
+    it = iter(pipeline(keep, prefetch, workers, size=16))
+    got, k, interrupts = [], 1, 0
+    while True:
+        state = it.get_state()
+        tracer = InterruptAtPoint(k)
+        sys.settrace(tracer)
+        try:
+            batch = next(it)
+        except KeyboardInterrupt:
+            sys.settrace(None)
+            assert it.get_state() == state, f"interrupted at point {k}"
+            k, interrupts = k + 1, interrupts + 1
+            continue
+        except StopIteration:
+            break
+        finally:
+            sys.settrace(None)
+        assert not tracer.fired, f"the interrupt at point {k} was swallowed"
+        got.append(snapshot(batch))
+        k = 1
+    assert got == reference
+    assert interrupts > 20 * len(reference)  # many points of every call were hit
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])

@@ -40,12 +40,18 @@ Measure = Callable[[Any], int]
 
 
 class _End:
-    """The producer's last word: the items ended (``error is None``) or failed."""
+    """The producer's last word: the items ended (``error is None``) or failed.
 
-    __slots__ = ("error",)
+    The error's traceback is kept as the producer raised it: each time the error is
+    raised again it starts from that traceback, so it neither grows with every call
+    nor keeps the frames of earlier callers (and the objects they hold) alive.
+    """
+
+    __slots__ = ("error", "traceback")
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
+        self.traceback = None if error is None else error.__traceback__
 
 
 class RunAhead:
@@ -156,7 +162,7 @@ class RunAhead:
 
     def _finish(self, end: _End) -> Any:
         if end.error is not None:
-            raise end.error
+            raise end.error.with_traceback(end.traceback)
         raise StopIteration
 
     def _start(self) -> None:

@@ -104,16 +104,31 @@ class ProcessWorkers:
         _POOLS.add(self)
 
     def _start(self) -> None:
+        """Start the workers: all of them, or (after an error or a Ctrl-C) none."""
         ctx = multiprocessing.get_context("spawn")
-        for _ in range(self.size):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker_main, args=(child, self._payload), daemon=True, name="datarax-worker"
-            )
-            proc.start()
-            child.close()
-            self._procs.append(proc)
-            self._conns.append(parent)
+        procs: list[Any] = []
+        conns: list[Any] = []
+        try:
+            for _ in range(self.size):
+                parent, child = ctx.Pipe()
+                conns.append(parent)
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(child, self._payload),
+                    daemon=True,
+                    name="datarax-worker",
+                )
+                proc.start()
+                procs.append(proc)
+                child.close()
+        except BaseException:  # a worker that did start sees its pipe close and ends
+            for conn in conns:
+                conn.close()
+            for proc in procs:
+                proc.terminate()
+                proc.join(timeout=5)
+            raise
+        self._procs, self._conns = procs, conns
 
     def run(self, tasks: Sequence[tuple], describe: Describe) -> list[Any]:
         with self._lock:

@@ -19,9 +19,8 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import jax
 import numpy as np
@@ -43,6 +42,7 @@ from datarax.dag.state import (
 )
 
 if TYPE_CHECKING:
+    from datarax.batching.geometry import Geometry
     from datarax.dag.pipeline import Pipeline
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "PipelineIterator"]
@@ -67,6 +67,58 @@ def _one_caller_at_a_time(
 
     functools.update_wrapper(locked, method)  # its name and docstring
     return locked
+
+
+class _Standing(NamedTuple):
+    """Everything a batch's hand-over changes, replaced by one assignment.
+
+    The cursor (this process's positions), the records skipped as bad so far in the
+    epoch, and the batches made and not handed out yet, in order. Being one value,
+    they move together: an interrupt (Ctrl-C) can fall before or after a hand-over,
+    never between the batch leaving and the cursor moving.
+    """
+
+    first_epoch: int
+    epoch: int
+    position: int
+    origin: int
+    epoch_end: int  # where this epoch's batches end
+    skipped: tuple[int, ...]
+    skipped_total: int
+    ready: tuple[Any, ...]
+
+    def holding(self, ready: tuple[Any, ...]) -> _Standing:
+        """The same place, with ``ready`` as the batches not handed out yet."""
+        return self._replace(ready=ready)
+
+    def handed_out(self, step: int, skipped: Any) -> _Standing:
+        """After handing out the first ready batch (``step`` records, ``skipped`` bad)."""
+        more = () if skipped is None else tuple(int(i) for i in skipped)
+        return _Standing(
+            self.first_epoch,
+            self.epoch,
+            self.position + step,
+            self.origin,
+            self.epoch_end,
+            self.skipped + more,
+            self.skipped_total + len(more),
+            self.ready[1:],
+        )
+
+    def moved(
+        self,
+        epoch: int,
+        position: int,
+        origin: int,
+        geometry: Geometry,
+        ready: tuple[Any, ...] = (),
+        skipped: tuple[int, ...] = (),
+    ) -> _Standing:
+        """At ``position`` of ``epoch``, whose batches start at ``origin``."""
+        end = origin + geometry.remaining(origin).epoch_end
+        return _Standing(
+            self.first_epoch, epoch, position, origin, end, skipped, self.skipped_total, ready
+        )
 
 
 class PipelineIterator(Iterator[Any]):
@@ -95,15 +147,10 @@ class PipelineIterator(Iterator[Any]):
         self._geometry = pipeline.view.geometry
         self._num_epochs = pipeline.source_node.num_epochs
         first = self._runtime.epoch_cursor
-        # The cursor, as plain ints: they change at every batch.
-        self._first_epoch, self._epoch, self._position, self._origin = first, first, 0, 0
-        self._epoch_end = self._geometry.epoch_end  # where this epoch's batches end
-        self._ready: deque[Any] = deque()
+        self._at = _Standing(first, first, 0, 0, self._geometry.epoch_end, (), 0, ())
         self._ahead: RunAhead | None = None
         self._schedule: ProgramSchedule | None = None
         self._lock = threading.Lock()
-        self._skipped: list[int] = []  # records skipped so far in this epoch
-        self._skipped_total = 0
 
     @property
     def pipeline(self) -> Pipeline:
@@ -113,54 +160,67 @@ class PipelineIterator(Iterator[Any]):
     @property
     def cursor(self) -> Cursor:
         """Where this iterator stands (this process's positions)."""
-        return Cursor(self._first_epoch, self._epoch, self._position, self._origin)
+        at = self._at
+        return Cursor(at.first_epoch, at.epoch, at.position, at.origin)
 
     # -- iteration -----------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
         return self
 
-    @_one_caller_at_a_time
     def __next__(self) -> Any:
-        if not self._ready:
+        before: _Standing | None = None
+        after: _Standing | None = None
+        try:
+            with self._lock:  # threads may share an iterator: each batch goes to one
+                batch, before, after = self._hand_over()
+            return batch
+        except BaseException:
+            # A Ctrl-C after the hand-over, before the batch left: it is taken back,
+            # and the next call hands it out again.
+            if before is not None and after is not None:
+                with self._lock:
+                    if self._at is after:
+                        self._at = before
+            raise
+
+    def _hand_over(self) -> tuple[Any, _Standing, _Standing]:
+        """The next batch, and the standing before and after handing it over."""
+        at = self._at
+        if not at.ready:
             if self._finished():
                 self.close()
                 raise StopIteration
+            chunk = None
             try:
                 chunk = self._next_chunk()
-            except BaseException as interrupt:
-                if not isinstance(interrupt, Exception):  # Ctrl-C, SystemExit: not a failure
+                # One assignment: an interrupt before it leaves the chunk to be made
+                # again (the run-ahead is dropped), after it the batches are held.
+                self._at = at = at.holding(tuple(self._batches(chunk)))
+            except BaseException as failure:
+                # Ctrl-C or SystemExit (not a failure of the stream), or a chunk taken
+                # and not turned into held batches: it is made again at the next call.
+                # A failure to make a chunk stays, and the next call raises it again.
+                if chunk is not None or not isinstance(failure, Exception):
                     self._abandon()
                 raise
-            self._ready.extend(self._batches(chunk))
-        batch = self._ready[0]
+        batch = at.ready[0]
         first = batch[0] if isinstance(batch, tuple) else batch
         # Positions count this process's records (its share when split over processes).
         step = self._geometry.batch_size if self._view.slice is not None else first.batch_size
-        epoch_done = self._position + step >= self._epoch_end
+        epoch_done = at.position + step >= at.epoch_end
         if epoch_done and self._schedule is not None:
             # Every compilation lands in the first epoch. Waited for before anything
             # moves, so that a Ctrl-C here leaves the batch to the next call.
             self._schedule.current(wait=True)
-        # The hand-over: nothing from here on blocks, so an interrupt cannot fall
-        # between the cursor moving and the batch reaching the caller (but for the
-        # few instructions of the return itself).
-        self._ready.popleft()
+        after = at.handed_out(step, first.skipped)
+        if epoch_done:
+            after = after.moved(at.epoch + 1, 0, 0, self._geometry, after.ready)
         if first.epoch >= self._runtime.epoch_cursor:
             self._runtime.advance(first.epoch)
-        if first.skipped is not None:
-            self._skipped.extend(int(i) for i in first.skipped)
-            self._skipped_total += len(first.skipped)
-        if epoch_done:
-            self._move_to(self._epoch + 1, 0, 0)
-            self._skipped = []
-        else:
-            self._position += step
-        return batch
-
-    def _move_to(self, epoch: int, position: int, origin: int) -> None:
-        """Place the cursor at ``position`` of ``epoch``, whose batches start at ``origin``."""
-        self._epoch, self._position, self._origin = epoch, position, origin
-        self._epoch_end = origin + self._geometry.remaining(origin).epoch_end
+        # The hand-over is this one assignment: the batch leaves the ready ones and
+        # the cursor moves together, whenever an interrupt falls.
+        self._at = after
+        return batch, at, after
 
     def close(self) -> None:
         """Stop the background thread (also done when the iterator is collected)."""
@@ -178,7 +238,7 @@ class PipelineIterator(Iterator[Any]):
         if self._ahead is not None:
             self._ahead.stop(wait=False)
             self._ahead = None
-        self._ready.clear()
+        self._at = self._at.holding(())
 
     @_one_caller_at_a_time
     def reset(self) -> None:
@@ -190,13 +250,13 @@ class PipelineIterator(Iterator[Any]):
         restore, a reset reads them again.
         """
         self._restart()
-        self._move_to(self._first_epoch, 0, 0)
-        self._skipped = []
+        at = self._at
+        self._at = at.moved(at.first_epoch, 0, 0, self._geometry)
 
     def _restart(self) -> None:
         """Drop prefetched work and the compiled program (compiled again at the next batch)."""
         self.close()
-        self._ready.clear()
+        self._at = self._at.holding(())
         if self._schedule is not None:
             self._schedule.stop()
             self._schedule = None
@@ -217,7 +277,7 @@ class PipelineIterator(Iterator[Any]):
             "batching": batching_of(view.global_geometry),
         }
         if self._runtime.host_plane.policy.skips:
-            state["skipped"] = list(self._skipped)
+            state["skipped"] = list(self._at.skipped)
         return state
 
     @_one_caller_at_a_time
@@ -228,11 +288,12 @@ class PipelineIterator(Iterator[Any]):
         last batch handed out); ``skipped_total`` counts every skip since the
         iterator started or was last restored.
         """
+        at = self._at
         return {
-            "epoch": self._epoch,
-            "position": self._view.global_position(self._position),
-            "skipped": list(self._skipped),
-            "skipped_total": self._skipped_total,
+            "epoch": at.epoch,
+            "position": self._view.global_position(at.position),
+            "skipped": list(at.skipped),
+            "skipped_total": at.skipped_total,
         }
 
     @_one_caller_at_a_time
@@ -277,13 +338,15 @@ class PipelineIterator(Iterator[Any]):
             else []
         )
         self._restart()
-        self._first_epoch = target.first_epoch
-        self._move_to(target.epoch, local, local_origin)
-        self._skipped, self._skipped_total = skipped, len(skipped)
+        start = _Standing(target.first_epoch, 0, 0, 0, 0, (), len(skipped), ())
+        self._at = start.moved(
+            target.epoch, local, local_origin, self._geometry, skipped=tuple(skipped)
+        )
 
     # -- chunks --------------------------------------------------------------------
     def _finished(self) -> bool:
-        return self._num_epochs is not None and self._epoch >= self._first_epoch + self._num_epochs
+        at = self._at
+        return self._num_epochs is not None and at.epoch >= at.first_epoch + self._num_epochs
 
     def _next_chunk(self) -> Chunk:
         if self._ahead is None:
@@ -297,7 +360,7 @@ class PipelineIterator(Iterator[Any]):
             stream = ChunkStream(
                 self._schedule, plane, self._view.sampler, self._geometry, last, plane.policy
             )
-            chunks = stream.run(c.epoch, c.position, c.origin, list(self._skipped))
+            chunks = stream.run(c.epoch, c.position, c.origin, list(self._at.skipped))
             # Device-resident sources only dispatch asynchronous XLA calls, and vectorised
             # host gathers cost less than handing the interpreter between two threads: the
             # caller's thread runs ahead itself. Records read one by one get a thread.
@@ -310,8 +373,10 @@ class PipelineIterator(Iterator[Any]):
                 name="datarax-prefetch",
             )
             # Collected: stop the thread. At exit the thread is stopped by
-            # datarax.core.exit instead, after the worker pools it may wait on.
-            weakref.finalize(self, self._ahead.stop).atexit = False
+            # datarax.core.exit instead, after the worker pools it may wait on. The
+            # finalizer holds the run-ahead weakly: its last error's traceback may
+            # reach this iterator, and a strong reference would keep both alive.
+            weakref.finalize(self, _stop_run_ahead, weakref.ref(self._ahead)).atexit = False
         chunk: Chunk = self._ahead.get()
         return chunk
 
@@ -364,3 +429,10 @@ def _batch(
 def _first_rows(tree: Any, size: int) -> Any:
     """The first ``size`` rows of every leaf of ``tree``."""
     return jax.tree_util.tree_map(lambda v: jax.lax.slice_in_dim(v, 0, size), tree)
+
+
+def _stop_run_ahead(ahead: weakref.ref[RunAhead]) -> None:
+    """Stop a collected iterator's run-ahead thread, if the run-ahead still exists."""
+    run_ahead = ahead()
+    if run_ahead is not None:
+        run_ahead.stop()
