@@ -22,7 +22,9 @@ iterator again and restoring a new one from that state. Every record of every ep
 must be seen exactly once, with its correct value. Memory is the resident set of
 the main process and of each worker process, sampled every 5 s; the report
 compares the medians of the first and of the last tenth of the run (after a
-minute of warm-up), and gives the most worker processes seen alive at once.
+minute of warm-up), lists the median of every tenth, and gives the most worker
+processes seen alive at once. The records seen are tallied in bounded memory
+(:class:`EpochTally`), so that the script's own bookkeeping does not grow.
 
 The report (printed, and written as JSON with ``--output``) counts steps, epochs,
 kills, interrupts and restores, records lost and duplicated (must be 0), wrong
@@ -77,6 +79,42 @@ def build_pipeline(records: list[dict[str, np.ndarray]], seed: int):
         workers=2,
         worker_mode="process",
     ) >> HostOperator(work)
+
+
+class EpochTally:
+    """How often each record of each epoch was handed out, in bounded memory.
+
+    The counts of an epoch are kept as one array until the stream is two epochs
+    past it (a restore never goes back that far); it is then folded into the
+    totals of records lost and duplicated, and dropped.
+    """
+
+    def __init__(self, records: int) -> None:
+        self.records = records
+        self.open: dict[int, np.ndarray] = {}
+        self.completed = self.lost = self.duplicated = 0
+
+    def add(self, epochs: np.ndarray, ids: np.ndarray) -> None:
+        """Count the records ``ids`` of a batch, of epochs ``epochs`` (one per record)."""
+        for epoch in np.unique(epochs).tolist():
+            counts = self.open.setdefault(epoch, np.zeros(self.records, np.int32))
+            np.add.at(counts, ids[epochs == epoch], 1)
+        newest = max(self.open)
+        for epoch in [e for e in self.open if e < newest - 1]:
+            self._close(self.open.pop(epoch))
+
+    def finish(self) -> None:
+        """Fold every epoch but the one in progress (checked for duplicates only)."""
+        newest = max(self.open, default=0)
+        for epoch in [e for e in self.open if e < newest]:
+            self._close(self.open.pop(epoch))
+        if self.open:
+            self.duplicated += int(np.maximum(self.open[newest] - 1, 0).sum())
+
+    def _close(self, counts: np.ndarray) -> None:
+        self.completed += 1
+        self.lost += int(np.count_nonzero(counts == 0))
+        self.duplicated += int(np.maximum(counts - 1, 0).sum())
 
 
 class Interrupter:
@@ -178,7 +216,7 @@ def soak(
     data = make_records(records)
     pipeline = build_pipeline(data, seed)
     it = iter(pipeline)
-    seen: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+    tally = EpochTally(records)
     counts = collections.Counter()
     wrong_values = 0
     state_mismatches: list[str] = []
@@ -227,9 +265,7 @@ def soak(
             ids = np.asarray(batch.record_ids)
             wrong_values += int(np.sum(np.asarray(batch.data["value"]) != ids * 7 + 3))
             wrong_values += int(np.sum(np.asarray(batch.data["payload"])[:, 0] != ids))
-            epochs = np.broadcast_to(np.asarray(batch.epoch), ids.shape)
-            for epoch, rid in zip(epochs.tolist(), ids.tolist(), strict=True):
-                seen[epoch][rid] += 1
+            tally.add(np.broadcast_to(np.asarray(batch.epoch), ids.shape), ids)
             now = time.monotonic()
             if now >= next_sample:
                 memory.append((now - start, *memory_mib()))
@@ -238,19 +274,11 @@ def soak(
                     print(f"{(now - start) / 60:.1f} min {dict(counts)}", file=log, flush=True)
     finally:
         interrupter.close()
-    return _report(seen, counts, wrong_values, state_mismatches, memory, records, minutes, start)
+    tally.finish()
+    return _report(tally, counts, wrong_values, state_mismatches, memory, minutes, start)
 
 
-def _report(seen, counts, wrong_values, mismatches, memory, records, minutes, start):
-    lost = duplicated = 0
-    complete = [e for e in sorted(seen) if e < max(seen, default=0)]
-    for epoch in complete:
-        counter = seen[epoch]
-        lost += records - len(counter)
-        duplicated += sum(c - 1 for c in counter.values() if c > 1)
-    if seen:  # the epoch in progress: no duplicates, and nothing outside the source
-        last = seen[max(seen)]
-        duplicated += sum(c - 1 for c in last.values() if c > 1)
+def _report(tally, counts, wrong_values, mismatches, memory, minutes, start):
     warm = [m for m in memory if m[0] >= 60] or memory
     tenth = max(1, len(warm) // 10)
 
@@ -260,11 +288,11 @@ def _report(seen, counts, wrong_values, mismatches, memory, records, minutes, st
     return {
         "minutes": round((time.monotonic() - start) / 60, 2),
         "minutes_asked": minutes,
-        "records_per_epoch": records,
-        "epochs_completed": len(complete),
+        "records_per_epoch": tally.records,
+        "epochs_completed": tally.completed,
         **dict(sorted(counts.items())),
-        "records_lost": lost,
-        "records_duplicated": duplicated,
+        "records_lost": tally.lost,
+        "records_duplicated": tally.duplicated,
         "wrong_values": wrong_values,
         "state_mismatches": len(mismatches),
         "state_mismatch_examples": mismatches[:3],
@@ -275,6 +303,9 @@ def _report(seen, counts, wrong_values, mismatches, memory, records, minutes, st
         "rss_mib_per_worker_last_tenth": round(_per_worker(warm[-tenth:]), 1),
         "workers_alive_max": max(m[3] for m in memory),
         "rss_mib_main_max": round(max(m[1] for m in memory), 1),
+        "rss_mib_main_by_tenth": [
+            median(warm[i * tenth : (i + 1) * tenth], 1) for i in range(len(warm) // tenth)
+        ],
         "memory_samples": len(memory),
     }
 

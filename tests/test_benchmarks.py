@@ -69,3 +69,18 @@ def test_the_soak_loses_and_duplicates_nothing_in_a_short_run():
     assert report["records_lost"] == report["records_duplicated"] == 0
     assert report["wrong_values"] == report["state_mismatches"] == 0
     assert not failed(report)
+
+
+def test_the_soak_tally_finds_lost_and_duplicated_records_and_keeps_two_epochs():
+    from benchmarks.soak import EpochTally
+
+    tally = EpochTally(4)
+    tally.add(np.zeros(3, np.int64), np.array([0, 1, 1]))  # epoch 0: 1 twice, 2 and 3 lost
+    tally.add(np.array([0, 1, 1]), np.array([3, 0, 1]))  # the batch crossing into epoch 1
+    tally.add(np.full(2, 1), np.array([2, 3]))
+    assert sorted(tally.open) == [0, 1] and tally.completed == 0
+    tally.add(np.full(2, 2), np.array([0, 0]))  # epoch 0 is folded once epoch 2 begins
+    assert sorted(tally.open) == [1, 2]
+    assert (tally.completed, tally.lost, tally.duplicated) == (1, 1, 1)
+    tally.finish()  # epoch 1 complete; epoch 2 in progress has one duplicate
+    assert (tally.completed, tally.lost, tally.duplicated) == (2, 1, 2)

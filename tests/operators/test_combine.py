@@ -25,6 +25,7 @@ from datarax.operators.combine import (
     choose_per_record,
     default_axis,
     merge_outputs,
+    run_per_record,
     select_per_record,
 )
 from datarax.operators.element import ElementOperator, ElementOperatorConfig
@@ -135,6 +136,55 @@ def test_select_rejects_paths_with_different_outputs():
     outs[2] = ({"x": outs[2][0]["x"]}, outs[2][1])
     with pytest.raises(PipelineBuildError, match=r"here: paths produce different outputs"):
         select_per_record(jnp.zeros(4, jnp.int32), outs, "here")
+
+
+def _scaled_paths(calls):
+    """Three paths that scale ``x``, add the record id and count their states; each
+    notes the batch sizes it was traced with."""
+
+    def path(k):
+        def run(data, states, rows):
+            calls.append((k, data["x"].shape[0]))
+            ids, offset = rows
+            x = data["x"] * (k + 1.0) + ids[:, None] + offset[:, None]
+            return {**data, "x": x}, {"s": states["s"] + k}
+
+        return run
+
+    return [path(k) for k in range(3)]
+
+
+@pytest.mark.parametrize("dispatch", ["switch", "select", "auto"])
+def test_run_per_record_gives_each_record_only_its_own_path(dispatch):
+    n = 7
+    index = jnp.asarray([2, 0, 1, 1, 2, 0, 2], jnp.int32)
+    data = {"x": jnp.arange(n * 3, dtype=jnp.float32).reshape(n, 3), "y": jnp.arange(n)}
+    states = {"s": jnp.zeros(n, jnp.int32)}
+    ids, offset = jnp.arange(n) * 10, jnp.full(n, 0.5)
+    calls = []
+    out, out_states = run_per_record(
+        index, _scaled_paths(calls), data, states, (ids, offset), where="here", dispatch=dispatch
+    )
+    k = np.asarray(index)
+    x = np.asarray(data["x"])
+    want = x * (k[:, None] + 1.0) + np.asarray(ids)[:, None] + 0.5
+    np.testing.assert_array_equal(out["x"], want)
+    np.testing.assert_array_equal(out["y"], data["y"])
+    np.testing.assert_array_equal(out_states["s"], k)
+    # select: every path traced on the whole batch; switch (auto on CPU): on one record
+    sizes = {size for _, size in calls}
+    assert sizes == ({n} if dispatch == "select" else {1})
+
+
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_run_per_record_rejects_paths_with_different_outputs(dispatch):
+    def wide(data, states, rows):
+        return {"x": jnp.concatenate([data["x"], data["x"]], axis=1)}, states
+
+    data, index = {"x": jnp.ones((3, 2))}, jnp.zeros(3, jnp.int32)
+    same = lambda d, s, r: (d, s)  # noqa: E731
+    with pytest.raises(PipelineBuildError, match=r"here: paths produce different outputs"):
+        run_per_record(index, [same, wide], data, {}, None, where="here", dispatch=dispatch)
 
 
 def test_apply_in_order_fuses_geometric_runs_and_equals_one_by_one():

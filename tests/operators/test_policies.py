@@ -103,10 +103,13 @@ def noise(seed=0, stream=None):
 
 
 @pytest.mark.parametrize("inner", ["deterministic", "stochastic"])
-def test_apply_with_probability_selects_exactly_the_drawn_records(inner):
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_apply_with_probability_selects_exactly_the_drawn_records(inner, dispatch):
     op = blur() if inner == "deterministic" else noise(3)
     policy = ApplyWithProbability(
-        ApplyWithProbabilityConfig(probability=0.4), operator=op, rngs=nnx.Rngs(9)
+        ApplyWithProbabilityConfig(probability=0.4, dispatch=dispatch),
+        operator=op,
+        rngs=nnx.Rngs(9),
     )
     n = 64
     ids = np.arange(n) * 5 + 2
@@ -129,10 +132,13 @@ def test_apply_with_probability_zero_and_one_draw_nothing():
     np.testing.assert_array_equal(apply(always, x, ids), apply(blur(), x, ids))
 
 
-def test_apply_with_probability_passes_gradients_to_the_operator():
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_apply_with_probability_passes_gradients_to_the_operator(dispatch):
     inner = GaussianBlur(GaussianBlurConfig(kernel_size=3, sigma=1.2, learnable=True))
     policy = ApplyWithProbability(
-        ApplyWithProbabilityConfig(probability=0.5), operator=inner, rngs=nnx.Rngs(4)
+        ApplyWithProbabilityConfig(probability=0.5, dispatch=dispatch),
+        operator=inner,
+        rngs=nnx.Rngs(4),
     )
     graphdef, params, rest = nnx.split(policy, nnx.Param, ...)
     ids = jnp.arange(8, dtype=jnp.int32)
@@ -159,9 +165,11 @@ def test_apply_with_probability_config_errors():
     assert "function" in str(exc.value)
 
 
-def test_apply_with_probability_needs_an_operator_keeping_the_batch_alike():
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_apply_with_probability_needs_an_operator_keeping_the_batch_alike(dispatch):
     to_float = Normalize(NormalizeConfig(mean=0.0, std=255.0))
-    policy = ApplyWithProbability(ApplyWithProbabilityConfig(), operator=to_float, rngs=nnx.Rngs(0))
+    config = ApplyWithProbabilityConfig(dispatch=dispatch)
+    policy = ApplyWithProbability(config, operator=to_float, rngs=nnx.Rngs(0))
     with pytest.raises(PipelineBuildError, match="paths produce different outputs"):
         apply(policy, np.zeros((2, 4, 4), np.uint8), np.arange(2))
 
@@ -169,9 +177,11 @@ def test_apply_with_probability_needs_an_operator_keeping_the_batch_alike():
 # ------------------------------------------------------------------------- ChooseOne
 
 
-def test_choose_one_gives_each_record_its_chosen_operator():
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_choose_one_gives_each_record_its_chosen_operator(dispatch):
     ops = [blur(0.7), noise(1, "noise_a"), noise(1, "noise_b")]
-    policy = ChooseOne(ChooseOneConfig(weights=(1, 2, 1)), operators=ops, rngs=nnx.Rngs(2))
+    config = ChooseOneConfig(weights=(1, 2, 1), dispatch=dispatch)
+    policy = ChooseOne(config, operators=ops, rngs=nnx.Rngs(2))
     n = 400
     ids = np.arange(n) + 1000
     x = images((n, 4, 4, 3), seed=5)
@@ -219,6 +229,19 @@ def test_choose_one_errors():
     )
     with pytest.raises(PipelineBuildError, match="paths produce different outputs"):
         apply(mixed, np.zeros((2, 4, 4), np.uint8), np.arange(2))
+
+
+@pytest.mark.parametrize(
+    "config_type",
+    [ApplyWithProbabilityConfig, ChooseOneConfig, RandAugmentConfig, TrivialAugmentConfig],
+)
+def test_policy_dispatch_errors(config_type):
+    message = (
+        rf"{config_type.__name__}\.dispatch: unknown dispatch; "
+        r"expected 'auto' or 'switch' or 'select', found 'vmap'"
+    )
+    with pytest.raises(ConfigError, match=message):
+        config_type(dispatch="vmap")
 
 
 # ------------------------------------------------------------------------ in pipeline
@@ -293,8 +316,9 @@ RANDAUGMENT_SUBSET = (
 )  # fmt: skip
 
 
-def test_randaugment_each_record_gets_its_ops_at_its_magnitude():
-    config = RandAugmentConfig(num_ops=2, magnitude=9, ops=RANDAUGMENT_SUBSET)
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_randaugment_each_record_gets_its_ops_at_its_magnitude(dispatch):
+    config = RandAugmentConfig(num_ops=2, magnitude=9, ops=RANDAUGMENT_SUBSET, dispatch=dispatch)
     policy = RandAugment(config, rngs=nnx.Rngs(3))
     n, h, w = 48, 12, 16
     ids = np.arange(n) * 3 + 1
@@ -382,8 +406,10 @@ def trivial_by_hand(kind, seed):
     }[kind]()
 
 
-def test_trivial_augment_each_record_gets_its_op_with_its_own_draw():
-    policy = TrivialAugment(TrivialAugmentConfig(ops=TRIVIAL_SUBSET), rngs=nnx.Rngs(4))
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_trivial_augment_each_record_gets_its_op_with_its_own_draw(dispatch):
+    config = TrivialAugmentConfig(ops=TRIVIAL_SUBSET, dispatch=dispatch)
+    policy = TrivialAugment(config, rngs=nnx.Rngs(4))
     n = 60
     ids = np.arange(n) + 7
     x = np.random.default_rng(10).integers(0, 256, (n, 10, 12, 3)).astype(np.uint8)

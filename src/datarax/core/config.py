@@ -182,6 +182,33 @@ def require_bool(config: Config, field: str) -> None:
     object.__setattr__(config, field, value)
 
 
+def check_choice(value: Any, choices: tuple[Any, ...], *, where: str, what: str = "option") -> Any:
+    """``value`` when it is one of ``choices``, else a :class:`ConfigError` ("unknown <what>").
+
+    Example:
+        >>> check_choice("hann", ("hann", "hamming"), where="STFTConfig.window")
+        'hann'
+    """
+    if isinstance(value, bool) or value not in choices:
+        raise ConfigError(
+            f"unknown {what}",
+            where=where,
+            expected=" or ".join(repr(c) for c in choices),
+            found=repr(value),
+        )
+    return value
+
+
+def require_choice(config: Config, field: str, choices: tuple[Any, ...]) -> None:
+    """Check that ``config.field`` is one of ``choices`` ("unknown <field>" otherwise)."""
+    check_choice(
+        getattr(config, field),
+        choices,
+        where=f"{type(config).__name__}.{field}",
+        what=field.replace("_", " "),
+    )
+
+
 def require_names(config: Config, field: str) -> None:
     """Check that ``config.field`` is ``None`` or distinct non-empty names; store them as a tuple.
 
@@ -220,12 +247,14 @@ def check_number(
     where: str,
     minimum: float | None = None,
     maximum: float | None = None,
+    positive: bool = False,
     allow_none: bool = False,
     error: type[DataraxError] = ConfigError,
 ) -> float | None:
     """``value`` as a float when it is a finite real number in ``[minimum, maximum]``.
 
     NumPy numbers are accepted; ``bool``, NaN and infinities are refused.
+    ``positive=True`` also refuses 0 and below.
 
     Example:
         >>> check_number(0.5, where="RandomFlipConfig.probability", minimum=0, maximum=1)
@@ -238,14 +267,21 @@ expected a finite number in [0, 1], found None
     """
     if value is None and allow_none:
         return None
-    low = "-inf" if minimum is None else f"{minimum:g}"
     high = "inf" if maximum is None else f"{maximum:g}"
-    expected = f"a finite number in [{low}, {high}]" + (" or None" if allow_none else "")
+    if positive and (minimum is None or minimum <= 0):
+        expected = "a finite number > 0" if maximum is None else f"a finite number in (0, {high}]"
+    elif minimum is None and maximum is None:
+        expected = "a finite number"
+    else:
+        low = "-inf" if minimum is None else f"{minimum:g}"
+        expected = f"a finite number in [{low}, {high}]"
+    expected += " or None" if allow_none else ""
     real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     if not real or not math.isfinite(float(value)):
         raise error("must be a number", where=where, expected=expected, found=repr(value))
     number = float(value)
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+    low_out = (minimum is not None and number < minimum) or (positive and number <= 0)
+    if low_out or (maximum is not None and number > maximum):
         raise error("out of range", where=where, expected=expected, found=repr(value))
     return number
 
@@ -256,6 +292,7 @@ def require_number(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    positive: bool = False,
     allow_none: bool = False,
 ) -> None:
     """Check that ``config.field`` is a number (see :func:`check_number`)."""
@@ -264,6 +301,7 @@ def require_number(
         where=f"{type(config).__name__}.{field}",
         minimum=minimum,
         maximum=maximum,
+        positive=positive,
         allow_none=allow_none,
     )
 

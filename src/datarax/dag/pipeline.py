@@ -153,6 +153,7 @@ class Pipeline(Sequential):
         "element_spec",
         "steps",
         "output_spec",
+        "_records_digest",
         "__weakref__",
     )
     prefetch: int
@@ -162,6 +163,7 @@ class Pipeline(Sequential):
     element_spec: dict[str, jax.ShapeDtypeStruct]
     steps: tuple[Step, ...]
     output_spec: RecordSpec
+    _records_digest: str | None
 
     def __init__(
         self,
@@ -218,6 +220,7 @@ class Pipeline(Sequential):
             element_spec=element_spec,
             steps=tuple(steps),
             output_spec=spec,
+            _records_digest=None,
         )
         if view.slice is not None:
             _check_split_over_processes(self)
@@ -323,15 +326,17 @@ class Pipeline(Sequential):
         epochs are left out: they may change between saving an iterator's state and
         restoring it (see :meth:`PipelineIterator.set_state`).
         """
-        nodes = []
-        for node in self.nodes:
-            if isinstance(node, (PrefetchNode, SharderNode, BatchNode, RebatchNode)):
-                continue
-            fingerprint = node.fingerprint()
-            if isinstance(node, DataSourceNode):
-                fingerprint.pop("num_epochs")
-            nodes.append(fingerprint)
-        return digest({"type": "records", "nodes": nodes})
+        if self._records_digest is None:  # a pipeline never changes: computed once
+            nodes = []
+            for node in self.nodes:
+                if isinstance(node, (PrefetchNode, SharderNode, BatchNode, RebatchNode)):
+                    continue
+                fingerprint = node.fingerprint()
+                if isinstance(node, DataSourceNode):
+                    fingerprint.pop("num_epochs")
+                nodes.append(fingerprint)
+            self._init(_records_digest=digest({"type": "records", "nodes": nodes}))
+        return cast(str, self._records_digest)
 
     # -- running -------------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:

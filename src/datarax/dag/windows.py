@@ -229,11 +229,15 @@ class WindowedIterator(Iterator[Batch]):
 def window_fields(batches: list[Batch]) -> WindowFields:
     """The real records of ``batches`` (skipped bad records left out), per field, in order."""
     masks = [np.asarray(b.mask) for b in batches]
+    keep = [None if m.all() else m for m in masks]  # whole batches are not copied twice
+
+    def real(values: Any, mask: np.ndarray | None) -> np.ndarray:
+        array = np.asarray(values)
+        return array if mask is None else array[mask]
+
     fields = {
-        name: np.concatenate(
-            [np.asarray(b.data[name])[m] for b, m in zip(batches, masks, strict=True)]
-        )
+        name: np.concatenate([real(b.data[name], m) for b, m in zip(batches, keep, strict=True)])
         for name in batches[0].data
     }
-    ids = np.concatenate([np.asarray(b.record_ids)[m] for b, m in zip(batches, masks, strict=True)])
+    ids = np.concatenate([real(b.record_ids, m) for b, m in zip(batches, keep, strict=True)])
     return fields, ids

@@ -163,6 +163,67 @@ def select_per_record(index: jax.Array, outputs: Sequence[Output], where: str) -
     return jax.tree_util.tree_map(lambda *leaves: _select(index, leaves), *outputs)
 
 
+#: How :func:`run_per_record` runs a per-record choice of paths.
+DISPATCHES = ("auto", "switch", "select")
+
+#: A path: ``(data, states, rows) -> (data, states)`` on a batch, where ``rows`` is a
+#: pytree of per-record arrays (record ids, per-record choices) sliced alike.
+Path = Callable[[Fields, Fields, Any], Output]
+
+
+def run_per_record(
+    index: jax.Array,
+    paths: Sequence[Path],
+    data: Fields,
+    states: Fields,
+    rows: Any,
+    *,
+    where: str,
+    dispatch: str = "auto",
+) -> Output:
+    """Each record through ``paths[index[record]]`` alone; the paths' outputs must be alike.
+
+    Two ways to run it, with equal results (up to how XLA contracts float operations
+    at each shape):
+
+    - ``"select"``: every path runs on the whole batch and each record takes the rows
+      of its own path (:func:`select_per_record`). No control flow: the way for
+      accelerators, where a wide batch costs little more than one record.
+    - ``"switch"``: the records run one at a time (``lax.map``), each through its own
+      path only (``lax.switch``). On CPU the work is then one path per record instead
+      of every path for every record.
+    - ``"auto"``: ``"switch"`` when the default backend is the CPU, else ``"select"``.
+
+    Paths that need the whole batch (a batch-mixing operator) must use ``"select"``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> double = lambda d, s, rows: ({"x": 2 * d["x"]}, s)
+        >>> negate = lambda d, s, rows: ({"x": -d["x"]}, s)
+        >>> out, _ = run_per_record(jnp.array([0, 1, 0]), [double, negate],
+        ...                         {"x": jnp.array([1.0, 2.0, 3.0])}, {}, None,
+        ...                         where="example", dispatch="switch")
+        >>> out["x"].tolist()
+        [2.0, -2.0, 6.0]
+    """
+    if dispatch == "auto":
+        dispatch = "switch" if jax.default_backend() == "cpu" else "select"
+    if len(paths) == 1:
+        return paths[0](data, states, rows)
+    if dispatch == "select":
+        return select_per_record(index, [path(data, states, rows) for path in paths], where)
+    one_record = jax.tree_util.tree_map(lambda x: x[:1], (data, states, rows))
+    check_same_outputs([jax.eval_shape(path, *one_record) for path in paths], where)
+
+    def record(args: tuple[Output, Any, jax.Array]) -> Output:
+        (d, s), r, i = args
+        as_batch = lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)  # noqa: E731
+        out = jax.lax.switch(i, list(paths), as_batch(d), as_batch(s), as_batch(r))
+        return jax.tree_util.tree_map(lambda x: x[0], out)
+
+    return jax.lax.map(record, ((data, states), rows, index))
+
+
 def check_same_outputs(outputs: Sequence[Output], where: str) -> None:
     """Raise unless every output has the fields, shapes and dtypes of the first."""
     first = spec_of(outputs[0])

@@ -5,11 +5,14 @@
 - :class:`RandAugment` and :class:`TrivialAugment` are the automatic augmentation
   policies of torchvision, built from the library's image operators.
 
-All are vectorised: every candidate operator is computed on the whole batch and each
-record takes the rows of its own choice (a select, no control flow), so the
-candidates must keep the batch's fields, shapes and dtypes. The choices are drawn
-from the policy's own stream per record; each wrapped operator keeps its own
-stream, so it draws for a record what it draws when it runs alone.
+Each record gets the output of its own choice only. How that runs is the config's
+``dispatch`` (see :func:`~datarax.operators.combine.run_per_record`): by default, on
+CPU the records run one at a time, each through its chosen operator alone
+(``lax.switch``); on accelerators every candidate is computed on the whole batch and
+each record takes the rows of its own (a select, no control flow). Either way the candidates must
+keep the batch's fields, shapes and dtypes. The choices are drawn from the policy's
+own stream per record; each wrapped operator keeps its own stream, so it draws for
+a record what it draws when it runs alone.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from datarax.core.config import Config, check_int
+from datarax.core.config import Config, check_int, require_choice
 from datarax.core.errors import ConfigError
 from datarax.operators.base import Fields, Operator, uniform
-from datarax.operators.combine import select_per_record
+from datarax.operators.combine import DISPATCHES, Path, run_per_record
 from datarax.operators.image.affine import (
     Affine,
     AffineConfig,
@@ -117,18 +120,55 @@ class _Policy(Operator):
     def _choice_uniforms(self, record_ids: jax.Array, epoch: jax.Array, seed: int) -> jax.Array:
         return uniform(self.random_words(record_ids, epoch, seed)[:, 0])
 
+    def _run(
+        self,
+        index: jax.Array,
+        paths: Sequence[Path],
+        data: Fields,
+        states: Fields,
+        rows: Any,
+        operators: Sequence[Operator],
+    ) -> tuple[Fields, Fields]:
+        """Each record through ``paths[index]``, as the config's ``dispatch`` says.
+
+        An operator that mixes its batch (MixUp, CutMix) needs the whole batch, so
+        its paths are always selected.
+        """
+        dispatch = getattr(self.config, "dispatch", "auto")
+        if any(op.mixes_batch for op in operators):
+            dispatch = "select"
+        return run_per_record(index, paths, data, states, rows, where=self.name, dispatch=dispatch)
+
+
+def _unchanged(data: Fields, states: Fields, rows: Any) -> tuple[Fields, Fields]:
+    """The path of records that go through nothing."""
+    return data, states
+
+
+def _through(operator: Operator, epoch: jax.Array, seed: int) -> Path:
+    """The path of records that go through ``operator``."""
+
+    def path(data: Fields, states: Fields, record_ids: jax.Array) -> tuple[Fields, Fields]:
+        return operator.apply_batch(data, states, record_ids, epoch, seed)
+
+    return path
+
 
 @dataclass(frozen=True)
 class ApplyWithProbabilityConfig(Config):
     """Args:
     probability: Chance that a record goes through the operator.
     stream_name: Random stream of the decisions.
+    dispatch: ``"auto"``, ``"switch"`` or ``"select"``: how records go through their
+        choice (see :func:`~datarax.operators.combine.run_per_record`).
     """
 
     probability: float = 0.5
     stream_name: str | None = None
+    dispatch: str = "auto"
 
     def validate(self) -> None:
+        require_choice(self, "dispatch", DISPATCHES)
         if not _is_real(self.probability) or not 0.0 <= self.probability <= 1.0:
             raise ConfigError(
                 "probability out of range",
@@ -142,9 +182,9 @@ class ApplyWithProbability(_Policy):
     """Each record goes through ``operator`` with ``probability``, else is left as is.
 
     A record is transformed when the uniform of its first random word (of this
-    policy's stream) is below ``probability``. The operator runs on the whole batch
-    and must keep its fields, shapes and dtypes. With probability 0 or 1 nothing is
-    drawn.
+    policy's stream) is below ``probability``. The operator must keep the fields,
+    shapes and dtypes (see the module for how records are dispatched). With
+    probability 0 or 1 nothing is drawn.
 
     Example:
         >>> from flax import nnx
@@ -185,11 +225,12 @@ class ApplyWithProbability(_Policy):
         record_ids, epoch = jnp.asarray(record_ids, jnp.int32), jnp.asarray(epoch, jnp.uint32)
         if self.config.probability == 0.0:
             return data, states
-        out = self.operator.apply_batch(data, states, record_ids, epoch, seed)
+        through = _through(self.operator, epoch, seed)
         if not self.draws:
-            return out
+            return through(data, states, record_ids)
         index = self.applied(record_ids, epoch, seed).astype(jnp.int32)
-        return select_per_record(index, [(data, states), out], self.name)
+        paths = [_unchanged, through]
+        return self._run(index, paths, data, states, record_ids, [self.operator])
 
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "operator": self.operator.fingerprint()}
@@ -201,12 +242,16 @@ class ChooseOneConfig(Config):
     weights: One non-negative weight per operator (not all zero), or ``None`` for
         equal weights. They need not sum to 1.
     stream_name: Random stream of the choices.
+    dispatch: ``"auto"``, ``"switch"`` or ``"select"``: how records go through their
+        choice (see :func:`~datarax.operators.combine.run_per_record`).
     """
 
     weights: Sequence[float] | None = None
     stream_name: str | None = None
+    dispatch: str = "auto"
 
     def validate(self) -> None:
+        require_choice(self, "dispatch", DISPATCHES)
         if self.weights is None:
             return
         weights = self.weights
@@ -230,8 +275,8 @@ class ChooseOne(_Policy):
     """Each record goes through one of ``operators``, picked with probability ``w_i / sum(w)``.
 
     The pick of a record is the first operator whose cumulative weight share exceeds
-    the uniform of its first random word (of this policy's stream). Every operator
-    runs on the whole batch; all must produce the same fields, shapes and dtypes.
+    the uniform of its first random word (of this policy's stream). All operators
+    must produce the same fields, shapes and dtypes.
 
     Example:
         >>> from flax import nnx
@@ -286,10 +331,9 @@ class ChooseOne(_Policy):
     ) -> tuple[Fields, Fields]:
         record_ids, epoch = jnp.asarray(record_ids, jnp.int32), jnp.asarray(epoch, jnp.uint32)
         ops = list(self.operators)
-        outputs = [op.apply_batch(data, states, record_ids, epoch, seed) for op in ops]
-        if len(outputs) == 1:
-            return outputs[0]
-        return select_per_record(self.choices(record_ids, epoch, seed), outputs, self.name)
+        paths = [_through(op, epoch, seed) for op in ops]
+        index = self.choices(record_ids, epoch, seed)
+        return self._run(index, paths, data, states, record_ids, ops)
 
     def fingerprint(self) -> dict[str, Any]:
         ops = [op.fingerprint() for op in self.operators]
@@ -349,14 +393,18 @@ class _AugmentConfig(ImageOperatorConfig):
     interpolation: Sampling of the geometric operations, ``"nearest"`` (as
         torchvision's default) or ``"bilinear"``.
     fill: Value of pixels the geometric operations bring in from outside.
+    dispatch: ``"auto"``, ``"switch"`` or ``"select"``: how records go through their
+        operations (see :func:`~datarax.operators.combine.run_per_record`).
     """
 
     ops: tuple[str, ...] | None = None
     interpolation: str = "nearest"
     fill: float = 0.0
+    dispatch: str = "auto"
 
     def validate(self) -> None:
         super().validate()
+        require_choice(self, "dispatch", DISPATCHES)
         name = type(self).__name__
         ops = self.ops
         if ops is not None:
@@ -445,10 +493,10 @@ class RandAugment(_Policy):
     The operations are the library's (:class:`Brightness`, :class:`Saturation`,
     :class:`Contrast`, :class:`Sharpness`, :class:`Posterize`, :class:`Solarize`,
     :class:`AutoContrast`, :class:`Equalize`, :class:`Rotate`, :class:`Affine`) with
-    fixed magnitudes. At each step every record takes its own of a few candidates
-    computed for the whole batch: all geometric operations are one sampling through
-    each record's affine map, each enhancement one blend with each record's signed
-    factor, each other operation its operator. ``"color"`` needs RGB images.
+    fixed magnitudes. At each step every record goes through one of a few paths: all
+    geometric operations are one sampling through each record's affine map, each
+    enhancement one blend with each record's signed factor, each other operation
+    its operator. ``"color"`` needs RGB images.
 
     Example:
         >>> from flax import nnx
@@ -486,13 +534,19 @@ class RandAugment(_Policy):
         groups = _operation_groups(names)
         group_of = jnp.asarray([next(g for g, ops in enumerate(groups) if n in ops) for n in names])
         kinds, negated = self.choices(record_ids, epoch, seed)
+
+        def group_path(ops: tuple[str, ...]) -> Path:
+            def path(d: Fields, s: Fields, rows: tuple[jax.Array, ...]) -> tuple[Fields, Fields]:
+                ids, kind, neg = rows
+                return self._group_output(ops, d, s, kind, neg, (ids, epoch, seed))
+
+            return path
+
+        paths = [group_path(ops) for ops in groups]
         for step in range(self.config.num_ops):
             kind, neg = kinds[:, step], negated[:, step]
-            outputs = [
-                self._group_output(ops, data, states, kind, neg, (record_ids, epoch, seed))
-                for ops in groups
-            ]
-            data, states = select_per_record(group_of[kind], outputs, self.name)
+            rows = (record_ids, kind, neg)
+            data, states = self._run(group_of[kind], paths, data, states, rows, [])
         return data, states
 
     def _group_output(
@@ -696,13 +750,12 @@ class TrivialAugment(_Policy):
         record_ids, epoch = jnp.asarray(record_ids, jnp.int32), jnp.asarray(epoch, jnp.uint32)
         image_field(data, self.config.field, self.name)
         ops = iter(self.operators)
-        outputs = []
-        for kind in self.config.op_names():
-            if kind == "identity":
-                outputs.append((data, states))
-            else:
-                outputs.append(next(ops).apply_batch(data, states, record_ids, epoch, seed))
-        return select_per_record(self.choices(record_ids, epoch, seed), outputs, self.name)
+        paths = [
+            _unchanged if kind == "identity" else _through(next(ops), epoch, seed)
+            for kind in self.config.op_names()
+        ]
+        index = self.choices(record_ids, epoch, seed)
+        return self._run(index, paths, data, states, record_ids, list(self.operators))
 
     def fingerprint(self) -> dict[str, Any]:
         ops = [op.fingerprint() for op in self.operators]

@@ -429,7 +429,8 @@ def test_spec_augment_errors():
     with pytest.raises(ConfigError, match=r"SpecAugmentConfig\.time_max_width"):
         SpecAugmentConfig(time_max_width=2.5)
     with pytest.raises(
-        ConfigError, match=r"SpecAugmentConfig\.mask_value: must be a finite number"
+        ConfigError,
+        match=r"SpecAugmentConfig\.mask_value: must be a number; expected a finite number",
     ):
         SpecAugmentConfig(mask_value=float("inf"))
     op = SpecAugment(SpecAugmentConfig(), rngs=nnx.Rngs(0))

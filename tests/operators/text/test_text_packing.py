@@ -88,20 +88,34 @@ def unique_sequences(lengths, width):
 
 # --------------------------------------------------------------------------- pack_sequences
 
-cases = st.fixed_dictionaries(
-    {
-        "lengths": st.lists(st.integers(0, 24), min_size=1, max_size=40),
-        "seq_len": st.integers(1, 16),
-        "algorithm": st.sampled_from(["first_fit", "best_fit"]),
-        "long_sequences": st.sampled_from(["split", "truncate"]),
-    }
+#: Widest sequence of the generated cases.
+CASE_WIDTH = 240
+
+# Short pieces (tokens gathered one by one) and long ones (copied a slice at a time).
+cases = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "lengths": st.lists(st.integers(0, 24), min_size=1, max_size=40),
+            "seq_len": st.integers(1, 16),
+            "algorithm": st.sampled_from(["first_fit", "best_fit"]),
+            "long_sequences": st.sampled_from(["split", "truncate"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "lengths": st.lists(st.integers(60, CASE_WIDTH), min_size=1, max_size=12),
+            "seq_len": st.integers(100, 300),
+            "algorithm": st.sampled_from(["first_fit", "best_fit"]),
+            "long_sequences": st.sampled_from(["split", "truncate"]),
+        }
+    ),
 )
 
 
 @given(case=cases)
 @settings(max_examples=25, deadline=None)
 def test_equals_the_model(case):
-    seqs, padded = unique_sequences(case["lengths"], 24)
+    seqs, padded = unique_sequences(case["lengths"], CASE_WIDTH)
     ids = np.arange(len(seqs)) * 3 + 5
     config = PackConfig(
         seq_len=case["seq_len"],
@@ -127,7 +141,7 @@ def test_equals_the_model(case):
 @settings(max_examples=25, deadline=None)
 def test_properties(case):
     lengths, seq_len = case["lengths"], case["seq_len"]
-    seqs, padded = unique_sequences(lengths, 24)
+    seqs, padded = unique_sequences(lengths, CASE_WIDTH)
     config = PackConfig(
         seq_len=seq_len, algorithm=case["algorithm"], long_sequences=case["long_sequences"]
     )

@@ -26,8 +26,6 @@ __all__ = [
     "AudioOperator",
     "AudioOperatorConfig",
     "RecordContext",
-    "check_choice",
-    "check_number",
     "compute_dtype",
 ]
 
@@ -150,44 +148,6 @@ class AudioOperator(Operator):
 def compute_dtype(dtype: Any) -> jnp.dtype:
     """The dtype arithmetic runs in: ``dtype``, but at least ``float32``."""
     return jnp.promote_types(dtype, jnp.float32)
-
-
-def check_choice(value: Any, choices: tuple[Any, ...], *, where: str) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
-    if isinstance(value, bool) or value not in choices:
-        raise ConfigError(
-            "unknown option",
-            where=where,
-            expected=" or ".join(repr(c) for c in choices),
-            found=repr(value),
-        )
-
-
-def check_number(
-    value: Any,
-    *,
-    where: str,
-    minimum: float | None = None,
-    positive: bool = False,
-    allow_none: bool = False,
-) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is a finite real number in range."""
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and value == value and abs(value) != float("inf")
-    if ok and positive:
-        ok = value > 0
-    if ok and minimum is not None:
-        ok = value >= minimum
-    if not ok:
-        bound = " > 0" if positive else (f" >= {minimum}" if minimum is not None else "")
-        raise ConfigError(
-            "must be a finite number" + (bound and f"{bound}"),
-            where=where,
-            expected=f"a number{bound}" + (" or None" if allow_none else ""),
-            found=repr(value),
-        )
 
 
 def _check_field_name(value: Any, *, where: str) -> None:

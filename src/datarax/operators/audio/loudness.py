@@ -9,7 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from datarax.operators.audio.base import RecordContext, check_choice, check_number
+from datarax.core.config import check_choice, check_number
+from datarax.operators.audio.base import (
+    RecordContext,
+)
 from datarax.operators.audio.filters import a_weighting, fft_frequencies
 from datarax.operators.audio.spectral import STFT, STFTConfig
 

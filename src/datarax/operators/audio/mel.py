@@ -10,9 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from datarax.core.config import require_bool, require_int, require_positive
+from datarax.core.config import (
+    check_choice,
+    check_number,
+    require_bool,
+    require_int,
+    require_positive,
+)
 from datarax.core.errors import ConfigError
-from datarax.operators.audio.base import RecordContext, check_choice, check_number
+from datarax.operators.audio.base import (
+    RecordContext,
+)
 from datarax.operators.audio.filters import dct_matrix, mel_filterbank
 from datarax.operators.audio.spectral import Spectrogram, SpectrogramConfig
 
@@ -110,16 +118,16 @@ class MelSpectrogram(Spectrogram):
         )
 
     def transform(self, signals: jax.Array, context: RecordContext) -> jax.Array:
-        return self.mel(signals)
+        return self.in_groups(self.mel, signals)
 
     def mel(self, signals: jax.Array) -> jax.Array:
         """``(B, [C,] n_mels, n_frames)`` mel spectrogram."""
-        spec = self.spectrogram(signals)
+        powers = self.frame_powers(signals)  # (..., frames, bins): one product for all frames
         if self.filterbank is not None:
-            weights = self.filterbank[...].astype(spec.dtype)
+            weights = self.filterbank[...].astype(powers.dtype)
         else:
-            weights = jnp.asarray(self.config.filterbank(), spec.dtype)
-        return jnp.einsum("mf,...ft->...mt", weights, spec)
+            weights = jnp.asarray(self.config.filterbank(), powers.dtype)
+        return jnp.swapaxes(powers @ weights.T, -1, -2)
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,10 @@ class MFCC(MelSpectrogram):
     reference = "librosa.feature.mfcc"
 
     def transform(self, signals: jax.Array, context: RecordContext) -> jax.Array:
+        return self.in_groups(self.mfcc, signals)
+
+    def mfcc(self, signals: jax.Array) -> jax.Array:
+        """``(B, [C,] n_mfcc, n_frames)`` coefficients."""
         cfg = self.config
         mel = self.mel(signals)
         log_mel = 10.0 * jnp.log10(jnp.maximum(mel, cfg.amin))

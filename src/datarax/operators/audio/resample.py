@@ -9,12 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from datarax.core.config import require_positive
+from datarax.core.config import check_number, require_positive
 from datarax.operators.audio.base import (
     AudioOperator,
     AudioOperatorConfig,
     RecordContext,
-    check_number,
     compute_dtype,
 )
 

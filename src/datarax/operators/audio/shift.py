@@ -8,12 +8,12 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
+from datarax.core.config import check_choice
 from datarax.core.errors import ConfigError
 from datarax.operators.audio.base import (
     AudioOperator,
     AudioOperatorConfig,
     RecordContext,
-    check_choice,
 )
 from datarax.operators.magnitude import check_magnitude, is_range
 

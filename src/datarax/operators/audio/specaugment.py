@@ -8,12 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from datarax.core.config import require_int
+from datarax.core.config import check_number, require_int
 from datarax.operators.audio.base import (
     AudioOperator,
     AudioOperatorConfig,
     RecordContext,
-    check_number,
 )
 
 
