@@ -6,7 +6,9 @@ once its worker processes run, then ``started``; the test then sends SIGINT.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
+import signal
 import sys
 import threading
 
@@ -39,6 +41,7 @@ def log_blocks() -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view of a hang
     log_blocks()
     # Batches of 32 records, one per read: the second read takes 160 s, far longer than
     # a prompt exit.

@@ -8,6 +8,7 @@ memory; host operators that cannot be pickled are refused with a hint.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -237,7 +238,15 @@ def test_ctrl_c_stops_the_pipeline_its_workers_and_its_shared_memory():
         child.send_signal(signal.SIGINT)
         # The read in progress takes 160 s: an exit within 60 s did not wait for it, and
         # leaves a wide margin on a loaded machine.
-        out, err = child.communicate(timeout=60)
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGUSR1)  # every thread's stack, to stderr
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.communicate(timeout=5)  # output read so far is kept
+            child.kill()
+            stacks = child.communicate()[1]
+            pytest.fail(f"no exit 60 s after Ctrl-C; the child's threads:\n{stacks[-6000:]}")
         assert time.monotonic() - start < 60
     finally:
         watchdog.cancel()
