@@ -42,6 +42,9 @@ def log_blocks() -> None:
 
 if __name__ == "__main__":
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view of a hang
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when this process was
+    # started from a background job (which inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     log_blocks()
     # Batches of 32 records, one per read: the second read takes 160 s, far longer than
     # a prompt exit.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -142,6 +142,36 @@ class Operator(DataraxModule, abc.ABC):
                 expected=expected,
                 found=found,
             )
+
+
+class ConfiguredOperator(Operator):
+    """An operator built from its config alone: ``Thing(ThingConfig(...), rngs=..., name=...)``.
+
+    The config must have a ``stream_name`` (``None``: the class name names the
+    random stream). Whether the operator draws random numbers is decided from its
+    config by :meth:`is_stochastic`. The image and audio operators are built so.
+    """
+
+    stochastic_default: ClassVar[bool] = False
+
+    def __init__(
+        self, config: Any, *, rngs: nnx.Rngs | None = None, name: str | None = None
+    ) -> None:
+        self.require_config(config)
+        stream = config.stream_name or type(self).__name__
+        super().__init__(
+            config, stochastic=self.is_stochastic(config), stream_name=stream, rngs=rngs, name=name
+        )
+
+    @classmethod
+    def is_stochastic(cls, config: Any) -> bool:
+        """Whether operators built from ``config`` draw random numbers per record.
+
+        ``stochastic_default`` unless a subclass decides from its config (an
+        operator with a ``(low, high)`` magnitude is stochastic, one with a fixed
+        value is not).
+        """
+        return cls.stochastic_default
 
 
 def field_of(data: Fields, field: str, where: str, kind: str = "") -> Any:

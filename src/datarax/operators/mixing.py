@@ -42,7 +42,7 @@ from flax import nnx
 
 from datarax.core.config import Config, check_int, require_bool
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator, uniform
+from datarax.operators.base import ConfiguredOperator, Fields, uniform
 from datarax.operators.image.noise import back_to, compute_dtype
 from datarax.operators.image.occlusion import box_mask
 
@@ -156,19 +156,18 @@ def partners(scores: jax.Array, record_ids: jax.Array) -> jax.Array:
     return jnp.zeros_like(order).at[order].set(partner_sorted).astype(jnp.int32)
 
 
-class _Mixer(Operator):
+class _Mixer(ConfiguredOperator):
     """What MixUp and CutMix share: fields, pairing, labels and the per-record draws."""
 
     config: MixUpConfig
     differentiable_in: tuple[str, ...] = ("input",)
     mixes_batch = True
+    stochastic_default = True
 
     def __init__(
         self, config: MixUpConfig, *, rngs: nnx.Rngs | None = None, name: str | None = None
     ) -> None:
-        self.require_config(config)
-        stream = config.stream_name or type(self).__name__
-        super().__init__(config, stochastic=True, stream_name=stream, rngs=rngs, name=name)
+        super().__init__(config, rngs=rngs, name=name)
         alpha = jnp.asarray(config.alpha, jnp.float32)
         self.alpha: nnx.Param | float = nnx.Param(alpha) if config.learnable else config.alpha
 

@@ -16,11 +16,10 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator, field_of
+from datarax.operators.base import ConfiguredOperator, Fields, field_of
 
 __all__ = [
     "AudioOperator",
@@ -65,7 +64,7 @@ class RecordContext(NamedTuple):
     data: Fields
 
 
-class AudioOperator(Operator):
+class AudioOperator(ConfiguredOperator):
     """Base of audio operators: whole-batch array code on one field, per-record randomness.
 
     Subclasses implement :meth:`transform` on the whole batch (``(B, T)`` or
@@ -90,22 +89,7 @@ class AudioOperator(Operator):
     differentiable_in: ClassVar[tuple[str, ...]] = ("input",)
     #: What the operator is checked against in its tests.
     reference: ClassVar[str] = ""
-    stochastic_default: ClassVar[bool] = False
     config: AudioOperatorConfig
-
-    def __init__(
-        self, config: AudioOperatorConfig, *, rngs: nnx.Rngs | None = None, name: str | None = None
-    ) -> None:
-        self.require_config(config)
-        stream = config.stream_name or type(self).__name__
-        super().__init__(
-            config, stochastic=self.is_stochastic(config), stream_name=stream, rngs=rngs, name=name
-        )
-
-    @classmethod
-    def is_stochastic(cls, config: Any) -> bool:
-        """Whether operators built from ``config`` draw random numbers per record."""
-        return cls.stochastic_default
 
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int

@@ -6,11 +6,10 @@ import abc
 from dataclasses import dataclass
 
 import jax
-from flax import nnx
 
 from datarax.core.config import Config
 from datarax.core.errors import ConfigError, SchemaError
-from datarax.operators.base import Fields, Operator, field_of, uniform
+from datarax.operators.base import ConfiguredOperator, Fields, field_of, uniform
 
 __all__ = ["ImageOperator", "ImageOperatorConfig", "as_pair", "image_field", "uniform"]
 
@@ -35,7 +34,7 @@ class ImageOperatorConfig(Config):
             )
 
 
-class ImageOperator(Operator):
+class ImageOperator(ConfiguredOperator):
     """Base of image operators: whole-batch array code, one field, per-record randomness.
 
     Subclasses implement :meth:`transform_images` on the batch of images
@@ -44,25 +43,6 @@ class ImageOperator(Operator):
 
     stochastic_default = False
     config: ImageOperatorConfig
-
-    def __init__(
-        self, config: ImageOperatorConfig, *, rngs: nnx.Rngs | None = None, name: str | None = None
-    ) -> None:
-        self.require_config(config)
-        stream = config.stream_name or type(self).__name__
-        super().__init__(
-            config, stochastic=self.is_stochastic(config), stream_name=stream, rngs=rngs, name=name
-        )
-
-    @classmethod
-    def is_stochastic(cls, config: ImageOperatorConfig) -> bool:
-        """Whether operators built from ``config`` draw random numbers per record.
-
-        ``stochastic_default`` unless a subclass decides from its config (an
-        operator with a ``(low, high)`` magnitude is stochastic, one with a fixed
-        value is not).
-        """
-        return cls.stochastic_default
 
     def apply_batch(
         self, data: Fields, states: Fields, record_ids: jax.Array, epoch: jax.Array, seed: int
