@@ -183,8 +183,8 @@ def run_per_record(
 ) -> Output:
     """Each record through ``paths[index[record]]`` alone; the paths' outputs must be alike.
 
-    Two ways to run it, with equal results (up to how XLA contracts float operations
-    at each shape):
+    ``dispatch`` picks one of two ways, with equal results (up to how XLA contracts
+    float operations at each shape):
 
     - ``"select"``: every path runs on the whole batch and each record takes the rows
       of its own path (:func:`select_per_record`). No control flow: the way for

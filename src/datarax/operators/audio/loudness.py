@@ -10,9 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from datarax.core.config import check_choice, check_number
-from datarax.operators.audio.base import (
-    RecordContext,
-)
+from datarax.operators.audio.base import RecordContext
 from datarax.operators.audio.filters import a_weighting, fft_frequencies
 from datarax.operators.audio.spectral import STFT, STFTConfig
 

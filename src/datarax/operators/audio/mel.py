@@ -18,9 +18,7 @@ from datarax.core.config import (
     require_positive,
 )
 from datarax.core.errors import ConfigError
-from datarax.operators.audio.base import (
-    RecordContext,
-)
+from datarax.operators.audio.base import RecordContext
 from datarax.operators.audio.filters import dct_matrix, mel_filterbank
 from datarax.operators.audio.spectral import Spectrogram, SpectrogramConfig
 

@@ -120,9 +120,10 @@ class STFT(AudioOperator):
 
         The frames of a batch take ``n_fft / hop`` times the memory of its samples;
         computed for a whole large batch at once they no longer fit in the CPU's
-        caches, and the transform runs at a fraction of its speed. Groups (a
-        ``lax.map``, the last one padded with silence) keep them small. ``fn`` must
-        compute each record alone.
+        caches, and the transform runs at a fraction of its speed. Groups keep them
+        small (the last one padded with silence): up to :data:`MAX_UNROLLED_GROUPS`
+        are independent parts of the program, more go through one ``lax.map``.
+        ``fn`` must compute each record alone.
         """
         cfg = self.config
         batch, length = signals.shape[0], signals.shape[-1]
