@@ -38,6 +38,7 @@ def test_eight_device_checks():
     assert run_checks() == {
         "sharded_equals_unsharded_device",
         "sharded_equals_unsharded_host",
+        "fused_training",
         "model_axis",
         "fallback_nodes",
         "errors",

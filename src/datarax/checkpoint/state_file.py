@@ -50,19 +50,22 @@ StrPath = str | os.PathLike[str]
 
 # -- the iterator -------------------------------------------------------------------------
 def pipeline_of(iterator: Any, where: str) -> Any:
-    """The pipeline a :class:`~datarax.dag.executor.PipelineIterator` runs.
+    """The pipeline a :class:`~datarax.dag.executor.PipelineIterator` (or a fused loop) runs.
 
     Args:
-        iterator: An iterator returned by ``iter(pipeline)``.
+        iterator: An iterator returned by ``iter(pipeline)``, or a
+            :class:`~datarax.training.FusedLoop` / :class:`~datarax.training.NNXLoop`
+            (they keep the iterator's state format).
         where: Named in the error raised for anything else.
     """
     from datarax.dag.executor import PipelineIterator
+    from datarax.training import FusedLoop, NNXLoop
 
-    if not isinstance(iterator, PipelineIterator):
+    if not isinstance(iterator, (PipelineIterator, FusedLoop, NNXLoop)):
         raise StateError(
             "not a datarax pipeline iterator",
             where=where,
-            expected="iter(pipeline), a PipelineIterator",
+            expected="iter(pipeline), a PipelineIterator (or a fused training loop)",
             found=type(iterator).__name__,
         )
     return iterator.pipeline

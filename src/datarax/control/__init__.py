@@ -7,6 +7,7 @@ from datarax.control.bad_records import BadRecordPolicy
 from datarax.control.host_operator import HostFunction
 from datarax.control.prefetcher import Prefetcher
 from datarax.control.run_ahead import RunAhead
+from datarax.control.wait_clock import WaitClock
 from datarax.control.workers import InlineWorkers, ProcessWorkers, ThreadWorkers, make_workers
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ProcessWorkers",
     "RunAhead",
     "ThreadWorkers",
+    "WaitClock",
     "make_workers",
 ]

@@ -24,8 +24,10 @@ class Batch(Mapping):
     Attributes:
         data: Field name to array, each with the batch on axis 0.
         states: Per-record state fields left by operators (same layout as ``data``).
-        record_ids: The source index of each record, in batch order (host NumPy).
-        epoch: The epoch the batch belongs to.
+        record_ids: The source index of each record, in batch order (host NumPy;
+            a traced ``int32`` array inside a fused training step).
+        epoch: The epoch the batch belongs to (inside a fused training step, a
+            traced ``uint32`` scalar: see :mod:`datarax.training`).
         valid: ``None`` when every record is real, else a host boolean mask that is
             ``False`` for records skipped as bad (their rows repeat another record
             of the batch; see :class:`~datarax.control.BadRecordPolicy`).
@@ -39,7 +41,7 @@ class Batch(Mapping):
         *,
         states: dict[str, Any] | None = None,
         record_ids: np.ndarray | None = None,
-        epoch: int = 0,
+        epoch: int | Any = 0,
         valid: np.ndarray | None = None,
     ) -> None:
         self.data = data
@@ -86,10 +88,26 @@ class Batch(Mapping):
         )
         return f"Batch(size={self.batch_size}, epoch={self.epoch}, {{{fields}}})"
 
-    def tree_flatten(self) -> tuple[tuple[Any, Any, Any, Any], Any]:
-        return (self.data, self.states, self.record_ids, self.valid), self.epoch
+    def tree_flatten(self) -> tuple[tuple[Any, ...], Any]:
+        # A Python epoch is static (part of the tree's structure); an array epoch (a
+        # traced one inside a fused training scan) is a leaf like the data.
+        if isinstance(self.epoch, (int, np.integer)):
+            return (self.data, self.states, self.record_ids, self.valid), self.epoch
+        return (self.data, self.states, self.record_ids, self.valid, self.epoch), _ARRAY_EPOCH
 
     @classmethod
-    def tree_unflatten(cls, epoch: Any, children: tuple[Any, Any, Any, Any]) -> Batch:
-        data, states, record_ids, valid = children
+    def tree_unflatten(cls, epoch: Any, children: tuple[Any, ...]) -> Batch:
+        data, states, record_ids, valid = children[:4]
+        if epoch is _ARRAY_EPOCH:
+            epoch = children[4]
         return cls(data, states=states, record_ids=record_ids, epoch=epoch, valid=valid)
+
+
+class _ArrayEpoch:
+    """Marks, in a batch's tree structure, an epoch that is a leaf (an array)."""
+
+    def __repr__(self) -> str:
+        return "<array epoch>"
+
+
+_ARRAY_EPOCH = _ArrayEpoch()

@@ -96,6 +96,10 @@ class PipelineBuildError(DataraxError):
     """A pipeline graph cannot be compiled as built."""
 
 
+class FusionError(PipelineBuildError):
+    """A pipeline cannot be fused with a training step (see :mod:`datarax.training`)."""
+
+
 class StateError(DataraxError, ValueError):
     """An iterator state cannot be restored into this pipeline."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
@@ -26,6 +27,7 @@ import jax
 import numpy as np
 
 from datarax.control.run_ahead import RunAhead
+from datarax.control.wait_clock import WaitClock
 from datarax.core.batch import Batch
 from datarax.core.errors import StateError
 from datarax.dag.base import Fanout
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from datarax.batching.geometry import Geometry
     from datarax.dag.pipeline import Pipeline
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "PipelineIterator"]
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "PipelineIterator", "cursor_from_state", "state_at"]
 
 
 P = ParamSpec("P")
@@ -151,6 +153,7 @@ class PipelineIterator(Iterator[Any]):
         self._ahead: RunAhead | None = None
         self._schedule: ProgramSchedule | None = None
         self._lock = threading.Lock()
+        self._clock = WaitClock()
 
     @property
     def pipeline(self) -> Pipeline:
@@ -170,9 +173,11 @@ class PipelineIterator(Iterator[Any]):
     def __next__(self) -> Any:
         before: _Standing | None = None
         after: _Standing | None = None
+        began = time.perf_counter()
         try:
             with self._lock:  # threads may share an iterator: each batch goes to one
                 batch, before, after = self._hand_over()
+                self._clock.record(began, time.perf_counter())
             return batch
         except BaseException:
             # A Ctrl-C after the hand-over, before the batch left: it is taken back,
@@ -265,20 +270,7 @@ class PipelineIterator(Iterator[Any]):
     @_one_caller_at_a_time
     def get_state(self) -> dict[str, Any]:
         """The position of the next batch, as a small JSON-able dict."""
-        c, view = self.cursor, self._view
-        state: dict[str, Any] = {
-            "format": STATE_FORMAT,
-            "version": STATE_VERSION,
-            "pipeline": self._pipeline.records_digest(),
-            "first_epoch": c.first_epoch,
-            "epoch": c.epoch,
-            "position": view.global_position(c.position),
-            "origin": view.global_position(c.origin),
-            "batching": batching_of(view.global_geometry),
-        }
-        if self._runtime.host_plane.policy.skips:
-            state["skipped"] = list(self._at.skipped)
-        return state
+        return state_at(self._pipeline, self.cursor, self._at.skipped)
 
     @_one_caller_at_a_time
     def metrics(self) -> dict[str, Any]:
@@ -297,6 +289,35 @@ class PipelineIterator(Iterator[Any]):
         }
 
     @_one_caller_at_a_time
+    def waits(self) -> dict[str, Any]:
+        """How long the consumer waited for its batches (a :class:`~datarax.control.WaitClock`).
+
+        ``first_wait_s`` is the time ``next()`` took for the first batch
+        (compilation included); ``wait_s`` the time spent in ``next()`` after it,
+        ``wall_s`` the loop's wall time since the first batch, and ``wait_ratio``
+        their ratio: near 1 the loader bounds the loop, near 0 the consumer does.
+        :meth:`reset_waits` starts measuring again.
+
+        Example:
+            >>> import numpy as np
+            >>> from datarax import from_source
+            >>> from datarax.sources import MemorySource, MemorySourceConfig
+            >>> src = MemorySource(MemorySourceConfig(), data={"x": np.arange(8.0)})
+            >>> it = iter(from_source(src, batch_size=2))
+            >>> for batch in it:
+            ...     pass
+            >>> w = it.waits()
+            >>> w["batches"], 0.0 <= w["wait_ratio"] <= 1.0
+            (4, True)
+        """
+        return self._clock.figures()
+
+    @_one_caller_at_a_time
+    def reset_waits(self) -> None:
+        """Start measuring the consumer's waits again (the next batch counts as the first)."""
+        self._clock.reset()
+
+    @_one_caller_at_a_time
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a state returned by :meth:`get_state` (in any process).
 
@@ -308,35 +329,7 @@ class PipelineIterator(Iterator[Any]):
         Operator parameters are read again at the next batch, so values restored
         into the operators (``nnx.update``) apply.
         """
-        view = self._view
-        target = validate_state(state, self._pipeline.records_digest(), view.global_geometry)
-        local, local_origin = (
-            view.local_position(target.position),
-            view.local_position(target.origin),
-        )
-        if local is None or local_origin is None:
-            raise StateError(
-                "the global batch size changed",
-                where="PipelineIterator.set_state",
-                expected=f"a state saved with global batches of "
-                f"{view.global_geometry.batch_size} records (a pipeline split over "
-                "processes keeps its global batch size)",
-                found=f"position={target.position}, origin={target.origin}",
-            )
-        epochs = self._num_epochs
-        if epochs is not None and target.epoch > target.first_epoch + epochs:
-            raise StateError(
-                "the state is past this pipeline's last epoch",
-                where="PipelineIterator.set_state",
-                expected=f"epoch <= first_epoch + num_epochs = {target.first_epoch + epochs}",
-                found=f"epoch={target.epoch}, first_epoch={target.first_epoch}",
-                hint="Build the pipeline with num_epochs covering the saved epoch (or None)",
-            )
-        skipped = (
-            validate_skipped(state, len(self._pipeline.source))
-            if target.epoch == state["epoch"]
-            else []
-        )
+        target, local, local_origin, skipped = cursor_from_state(self._pipeline, state)
         self._restart()
         start = _Standing(target.first_epoch, 0, 0, 0, 0, (), len(skipped), ())
         self._at = start.moved(
@@ -411,6 +404,64 @@ class PipelineIterator(Iterator[Any]):
             else:
                 out.append(_batch(part, short, size, first_rows, record_ids, epoch, valid))
         return out
+
+
+def state_at(pipeline: Pipeline, cursor: Cursor, skipped: tuple[int, ...]) -> dict[str, Any]:
+    """The state of an iterator of ``pipeline`` at ``cursor`` (this process's positions).
+
+    ``skipped`` lists the records of the cursor's epoch skipped as bad before it.
+    """
+    view = pipeline.view
+    state: dict[str, Any] = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "pipeline": pipeline.records_digest(),
+        "first_epoch": cursor.first_epoch,
+        "epoch": cursor.epoch,
+        "position": view.global_position(cursor.position),
+        "origin": view.global_position(cursor.origin),
+        "batching": batching_of(view.global_geometry),
+    }
+    if pipeline.runtime.host_plane.policy.skips:
+        state["skipped"] = list(skipped)
+    return state
+
+
+def cursor_from_state(pipeline: Pipeline, state: Any) -> tuple[Cursor, int, int, list[int]]:
+    """Where a state points in ``pipeline``: the checked global cursor, this
+    process's position and origin in that epoch, and the records skipped before it.
+
+    Raises:
+        StateError: The state does not fit ``pipeline`` (see :meth:`PipelineIterator.set_state`).
+    """
+    view = pipeline.view
+    target = validate_state(state, pipeline.records_digest(), view.global_geometry)
+    local, local_origin = (
+        view.local_position(target.position),
+        view.local_position(target.origin),
+    )
+    if local is None or local_origin is None:
+        raise StateError(
+            "the global batch size changed",
+            where="PipelineIterator.set_state",
+            expected=f"a state saved with global batches of "
+            f"{view.global_geometry.batch_size} records (a pipeline split over "
+            "processes keeps its global batch size)",
+            found=f"position={target.position}, origin={target.origin}",
+        )
+    epochs = pipeline.source_node.num_epochs
+    if epochs is not None and target.epoch > target.first_epoch + epochs:
+        raise StateError(
+            "the state is past this pipeline's last epoch",
+            where="PipelineIterator.set_state",
+            expected=f"epoch <= first_epoch + num_epochs = {target.first_epoch + epochs}",
+            found=f"epoch={target.epoch}, first_epoch={target.first_epoch}",
+            hint="Build the pipeline with num_epochs covering the saved epoch (or None)",
+        )
+    skipped = (
+        validate_skipped(state, len(pipeline.source)) if target.epoch == state["epoch"] else []
+    )
+    return target, local, local_origin, skipped
 
 
 def _batch(

@@ -1,0 +1,168 @@
+"""The compiled programs of a fused loop: a pipeline's transform and a train step in one scan.
+
+Two programs per (pipeline structure, step, scan length):
+
+- ``scan(leaves, source, carry, ids, epochs, count)`` runs up to ``length`` steps
+  in one ``lax.scan``: step ``i`` gathers the records ``ids[i]`` from the
+  device-resident source, runs the pipeline's device plane on them with the keys
+  of ``(seed, epochs[i], record id)`` (exactly what the per-batch iterator
+  computes for that batch) and calls the train step on the batch. Steps
+  ``i >= count`` leave the carry as it is, so one program stops at any step;
+- ``single(leaves, source, carry, ids, epoch, size)`` runs one step on an epoch's
+  short last batch: computed padded, as the iterator computes it, and handed to
+  the step at its true ``size`` (a static argument: one compilation per size).
+
+The metrics a step returns are stacked over the steps, as ``lax.scan`` stacks them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.stages import Wrapped
+
+from datarax.core.batch import Batch
+from datarax.core.errors import FusionError
+from datarax.dag.base import Fanout, TraceContext
+from datarax.dag.compiler import DevicePlan
+
+#: ``step(carry, batch) -> (carry, metrics)``: the train step a fused loop runs.
+Step = Callable[[Any, Any], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class FusedPrograms:
+    """The jitted functions of one fused loop (see the module doc)."""
+
+    scan: Wrapped
+    single: Wrapped
+    length: int
+
+
+def build_programs(
+    plan: DevicePlan,
+    graphdef: Any,
+    treedef: Any,
+    step: Step,
+    length: int,
+    batch_size: int,
+    sharder: Any,
+    donate: bool,
+) -> FusedPrograms:
+    """The scan and short-batch programs of ``step`` over ``plan`` (see the module doc)."""
+
+    def batch_of(leaves: Any, source: Any, ids: jax.Array, epoch: jax.Array, size: int) -> Any:
+        """The pipeline's output for the records ``ids`` (the first ``size`` are real)."""
+        operators = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, leaves))
+        inputs = jax.tree_util.tree_map(lambda v: jnp.take(v, ids, axis=0, mode="clip"), source)
+        valid = jnp.arange(ids.shape[0]) < size
+        ctx = TraceContext(ids, epoch, plan.seed, None, valid, {})
+        out, _ = plan.lower(operators, inputs, ctx, 0)
+        if sharder is not None:
+            out = sharder.constrain(out)
+        return out
+
+    def scan(
+        leaves: Any, source: Any, carry: Any, ids: jax.Array, epochs: jax.Array, count: jax.Array
+    ) -> tuple[Any, Any]:
+        def run(c: Any, row: jax.Array, epoch: jax.Array) -> tuple[Any, Any]:
+            out = batch_of(leaves, source, row, epoch, batch_size)
+            return step(c, as_batches(out, row, epoch))
+
+        shapes = jax.eval_shape(run, carry, ids[0], epochs[0])
+        check_carry(carry, shapes[0])
+
+        def body(c: Any, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[Any, Any]:
+            i, row, epoch = xs
+            return jax.lax.cond(
+                i < count,
+                lambda c: run(c, row, epoch),
+                lambda c: (
+                    c,
+                    jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[1]),
+                ),
+                c,
+            )
+
+        steps = jnp.arange(ids.shape[0], dtype=jnp.int32)
+        out: tuple[Any, Any] = jax.lax.scan(body, carry, (steps, ids, epochs))
+        return out
+
+    def single(
+        leaves: Any, source: Any, carry: Any, ids: jax.Array, epoch: jax.Array, size: int
+    ) -> tuple[Any, Any]:
+        out = batch_of(leaves, source, ids, epoch, size)
+        out = jax.tree_util.tree_map(lambda v: v[:size], out)
+        carry, metrics = step(carry, as_batches(out, ids[:size], epoch))
+        return carry, jax.tree_util.tree_map(lambda m: jnp.asarray(m)[None], metrics)
+
+    donated = (2,) if donate else ()
+    return FusedPrograms(
+        scan=jax.jit(scan, donate_argnums=donated),
+        single=jax.jit(single, static_argnums=(5,), donate_argnums=donated),
+        length=length,
+    )
+
+
+def as_batches(out: Any, ids: jax.Array, epoch: jax.Array) -> Any:
+    """The :class:`~datarax.core.batch.Batch` (or one per branch) a step receives."""
+    if isinstance(out, Fanout):
+        return tuple(as_batches(part, ids, epoch) for part in out)
+    data, states = out
+    # Traced ids and epoch: a Batch's fields are whatever arrays the trace holds.
+    return Batch(data, states=states, record_ids=cast(Any, ids), epoch=epoch)
+
+
+def check_carry(carry: Any, returned: Any) -> None:
+    """Refuse a step whose returned carry differs from the one it was given."""
+    given = jax.tree_util.tree_map(lambda v: (jnp.shape(v), jnp.result_type(v)), carry)
+    back = jax.tree_util.tree_map(lambda s: (s.shape, s.dtype), returned)
+    structure: Any = jax.tree_util.tree_structure(carry)
+    same_structure = structure == jax.tree_util.tree_structure(returned)
+    if not same_structure or (
+        jax.tree_util.tree_leaves(given, is_leaf=lambda x: isinstance(x, tuple))
+        != jax.tree_util.tree_leaves(back, is_leaf=lambda x: isinstance(x, tuple))
+    ):
+        raise FusionError(
+            "the step returns a carry unlike the one it was given",
+            where="fuse(step=...)",
+            expected="step(carry, batch) -> (carry, metrics), the carry with the same "
+            f"structure, shapes and dtypes: {_describe(given)}",
+            found=_describe(back),
+        )
+
+
+def _describe(tree: Any) -> str:
+    return str(tree)[:300]
+
+
+class ProgramCache:
+    """The fused programs built in this process, by what they compute.
+
+    Args:
+        max_entries: Program pairs kept (least recently used ones are dropped).
+    """
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self._entries: OrderedDict[Any, FusedPrograms] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: Any, build: Callable[[], FusedPrograms]) -> FusedPrograms:
+        """The programs under ``key``, built by ``build`` the first time."""
+        programs = self._entries.get(key)
+        if programs is None:
+            programs = self._entries[key] = build()
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        return programs
+
+
+#: The process's fused programs.
+FUSED = ProgramCache()
