@@ -118,17 +118,20 @@ def test_run_without_steps_finishes_the_epoch_and_an_ended_loop_runs_nothing():
     assert metrics["image"].dtype == np.float32
 
 
-def test_epochs_without_short_batches_run_in_one_call_across_epochs(compile_counter):
+def test_epochs_without_short_batches_run_on_across_epochs(compile_counter):
     pipeline = augmented(num_epochs=None, drop_remainder=True)
     expected = per_batch_records(augmented(num_epochs=2, drop_remainder=True))
-    loop = fuse(pipeline, recording_step, steps_per_call=10)
+    loop = fuse(pipeline, recording_step)
     count, metrics = loop.run(jnp.int32(0), steps=12)
+    assert loop.steps_per_call == 6  # the full batches of an epoch
     np.testing.assert_array_equal(metrics["ids"], np.stack([e[1] for e in expected]))
     np.testing.assert_array_equal(metrics["epoch"], [0] * 6 + [1] * 6)
     before = compile_counter.count
-    loop.run(count, steps=30)  # epochs 2 to 6: nothing compiles again
+    for _ in range(3):  # epochs 2 to 7: nothing compiles again
+        count, metrics = loop.run(count, steps=12)
+        assert len(metrics["ids"]) == 12
     assert compile_counter.count == before
-    assert loop.cursor.epoch == 7 and loop.cursor.position == 0
+    assert loop.cursor.epoch == 8 and loop.cursor.position == 0
 
 
 def test_nothing_compiles_after_the_first_epoch(compile_counter):

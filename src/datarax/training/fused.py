@@ -3,9 +3,11 @@
 A per-batch loop pays one dispatch for the batch and one for the step, and on a
 small model those dispatches, not the model, bound training. For a pipeline whose
 source lives on the device, :func:`fuse` compiles the pipeline's device plane and
-the user's step into one ``lax.scan`` (:mod:`datarax.training.programs`): the host
-only computes the record ids of the next steps (the shuffle is a cheap Feistel
-permutation) and dispatches once per ``steps_per_call`` steps.
+the user's step into one program (:mod:`datarax.training.programs`): it computes
+the batches of ``steps_per_call`` steps at once, as the iterator computes a chunk,
+then runs the step on each in a ``lax.scan``. The host only computes the record
+ids of the next steps (the shuffle is a cheap Feistel permutation) and dispatches
+once per ``steps_per_call`` steps, without waiting for the previous call.
 
 What the per-batch loop has, the fused loop keeps:
 
@@ -38,6 +40,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from datarax.core.config import check_bool, check_int
@@ -53,7 +56,9 @@ from datarax.training.programs import FUSED, FusedPrograms, Step, build_programs
 if TYPE_CHECKING:
     from datarax.dag.pipeline import Pipeline
 
-#: Record ids one scan call carries at most (``steps_per_call * batch_size``).
+#: Bytes of the batches one call computes before its steps, by default at most.
+TARGET_CALL_BYTES = 32 * 1024**2
+#: Record ids one call carries at most (``steps_per_call * batch_size``).
 MAX_IDS_PER_CALL = 4 * 1024**2
 
 
@@ -68,7 +73,9 @@ def fuse(
         step: ``step(carry, batch) -> (carry, metrics)``, a pure function that JAX
             can trace; ``batch`` is a :class:`~datarax.core.batch.Batch` (a tuple of
             them when the pipeline ends in unmerged parallel branches).
-        steps_per_call: Steps per dispatch (default: the full batches of an epoch).
+        steps_per_call: Steps per dispatch (default: the full batches of an epoch, as
+            many as fit in ``TARGET_CALL_BYTES`` of batches). A call never spans two
+            epochs.
         donate: Donate the carry's buffers to each call (the carry passed to
             :meth:`FusedLoop.run` cannot be used afterwards).
 
@@ -144,7 +151,8 @@ class FusedLoop:
             steps_per_call, where="fuse(steps_per_call=...)", minimum=1, allow_none=True
         )
         if steps_per_call is None:
-            steps_per_call = min(max(1, geometry.epoch_end // batch_size), most)
+            by_bytes = TARGET_CALL_BYTES // max(1, pipeline.record_bytes() * batch_size)
+            steps_per_call = max(1, min(geometry.epoch_end // batch_size, by_bytes))
         self._pipeline = pipeline
         self._step = step
         self._length = min(steps_per_call, most)
@@ -199,8 +207,9 @@ class FusedLoop:
 
         Returns:
             ``(carry, metrics)``: the carry after the last step, and the metrics of
-            every step stacked on a leading axis, as host NumPy arrays (reading them
-            waits for the steps to finish).
+            every step stacked on a leading axis. Both are device arrays: the call
+            returns once the steps are dispatched, and reading them waits for the
+            steps to finish.
         """
         steps = check_int(steps, where="FusedLoop.run(steps=...)", minimum=0, allow_none=True)
         if steps is None:
@@ -212,21 +221,20 @@ class FusedLoop:
         context = sharder.computing() if sharder is not None else contextlib.nullcontext()
         with context:
             while steps > 0 and not self.done:
-                rows, epochs, cursor = self._full_batches(min(steps, programs.length))
-                if rows:
-                    ids = np.zeros((programs.length, batch_size), np.int32)
-                    ids[: len(rows)] = np.stack(rows)
-                    epoch_of = np.zeros(programs.length, np.uint32)
-                    epoch_of[: len(rows)] = epochs
+                ids, cursor = self._full_batches(min(steps, programs.length))
+                c = self._cursor
+                if ids.size:
+                    count = ids.size // batch_size
+                    rows = np.zeros(programs.length * batch_size, np.int32)
+                    rows[: ids.size] = ids
                     carry, metrics = programs.scan(
-                        leaves, source, carry, ids, epoch_of, np.int32(len(rows))
+                        leaves, source, carry, rows, np.uint32(c.epoch), np.int32(count)
                     )
-                    parts.append((metrics, len(rows)))
-                    steps -= len(rows)
-                    self._moved(cursor, epochs[-1])
+                    parts.append((metrics, count, programs.length))
+                    steps -= count
+                    self._moved(cursor, c.epoch)
                     continue
                 # The next batch is an epoch's short last one.
-                c = self._cursor
                 size = geometry.remaining(c.origin).epoch_end - (c.position - c.origin)
                 ids = self._pipeline.view.sampler.indices(c.epoch, c.position, c.position + size)
                 carry, metrics = programs.single(
@@ -237,7 +245,7 @@ class FusedLoop:
                     np.uint32(c.epoch),
                     size,
                 )
-                parts.append((metrics, 1))
+                parts.append((metrics, 1, 1))
                 steps -= 1
                 self._moved(Cursor(c.first_epoch, c.epoch + 1, 0, 0), c.epoch)
         return carry, self._stacked(parts, leaves, source, carry, programs)
@@ -250,29 +258,22 @@ class FusedLoop:
         grid = self._pipeline.view.geometry.remaining(c.origin)
         return -(-(grid.epoch_end - (c.position - c.origin)) // grid.batch_size)
 
-    def _full_batches(self, limit: int) -> tuple[list[np.ndarray], list[int], Cursor]:
-        """Record ids of up to ``limit`` full batches from the cursor, their epochs,
-        and the cursor after them; they stop before a short batch."""
+    def _full_batches(self, limit: int) -> tuple[np.ndarray, Cursor]:
+        """Record ids of up to ``limit`` full batches of the cursor's epoch, and the
+        cursor after them; they stop before a short batch."""
         geometry = self._pipeline.view.geometry
-        sampler = self._pipeline.view.sampler
         size = geometry.batch_size
-        rows: list[np.ndarray] = []
-        epochs: list[int] = []
         c = self._cursor
-        last = None if self._num_epochs is None else c.first_epoch + self._num_epochs
-        while len(rows) < limit and (last is None or c.epoch < last):
-            end = c.origin + geometry.remaining(c.origin).epoch_end
-            full = min((end - c.position) // size, limit - len(rows))
-            if full:
-                ids = sampler.indices(c.epoch, c.position, c.position + full * size)
-                rows.extend(np.asarray(ids, np.int32).reshape(full, size))
-                epochs.extend([c.epoch] * full)
-            position = c.position + full * size
-            if position < end:  # stopped by the limit, or at a short batch
-                c = Cursor(c.first_epoch, c.epoch, position, c.origin)
-                break
-            c = Cursor(c.first_epoch, c.epoch + 1, 0, 0)
-        return rows, epochs, c
+        end = c.origin + geometry.remaining(c.origin).epoch_end
+        full = min((end - c.position) // size, limit)
+        if full == 0:
+            return np.zeros(0, np.int32), c
+        stop = c.position + full * size
+        ids = self._pipeline.view.sampler.indices(c.epoch, c.position, stop)
+        after = Cursor(c.first_epoch, c.epoch, stop, c.origin)
+        if stop >= end:
+            after = Cursor(c.first_epoch, c.epoch + 1, 0, 0)
+        return np.asarray(ids, np.int32), after
 
     def _moved(self, cursor: Cursor, epoch: int) -> None:
         """Steps ran up to ``cursor``; the last one was a batch of ``epoch``."""
@@ -321,13 +322,17 @@ class FusedLoop:
 
     def _stacked(
         self,
-        parts: list[tuple[Any, int]],
+        parts: list[tuple[Any, int, int]],
         leaves: Any,
         source: Any,
         carry: Any,
         programs: FusedPrograms,
     ) -> Any:
-        """The metrics of every step run, as host arrays on one leading axis."""
+        """The metrics of every step run, on one leading axis (device arrays).
+
+        Nothing here waits for the steps: slices and concatenations are dispatched
+        like the steps themselves.
+        """
         if not parts:  # no step ran: empty metrics of the step's structure
             length, size = programs.length, self._pipeline.view.geometry.batch_size
             shapes = jax.eval_shape(
@@ -335,14 +340,15 @@ class FusedLoop:
                 leaves,
                 source,
                 carry,
-                jax.ShapeDtypeStruct((length, size), np.int32),
-                jax.ShapeDtypeStruct((length,), np.uint32),
+                jax.ShapeDtypeStruct((length * size,), np.int32),
+                jax.ShapeDtypeStruct((), np.uint32),
                 jax.ShapeDtypeStruct((), np.int32),
             )[1]
-            return jax.tree_util.tree_map(lambda s: np.zeros((0, *s.shape[1:]), s.dtype), shapes)
-        host = jax.device_get([metrics for metrics, _ in parts])
-        counts = [n for _, n in parts]
-        return jax.tree_util.tree_map(
-            lambda *values: np.concatenate([v[:n] for v, n in zip(values, counts, strict=True)]),
-            *host,
-        )
+            return jax.tree_util.tree_map(lambda s: jnp.zeros((0, *s.shape[1:]), s.dtype), shapes)
+        used = [
+            metrics if n == length else jax.tree_util.tree_map(lambda v, n=n: v[:n], metrics)
+            for metrics, n, length in parts
+        ]
+        if len(used) == 1:
+            return used[0]
+        return jax.tree_util.tree_map(lambda *values: jnp.concatenate(values), *used)

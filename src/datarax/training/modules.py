@@ -116,7 +116,7 @@ class NNXLoop:
         """Run ``steps`` steps (default: to the end of the epoch), updating the modules.
 
         Returns:
-            The step's metrics stacked over the steps run (host NumPy arrays).
+            The step's metrics stacked over the steps run (device arrays).
         """
         state, metrics = self._loop.run(nnx.state(self._modules), steps)
         nnx.update(self._modules, state)

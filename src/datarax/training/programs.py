@@ -1,13 +1,13 @@
-"""The compiled programs of a fused loop: a pipeline's transform and a train step in one scan.
+"""The compiled programs of a fused loop: a pipeline's transform and a train step in one call.
 
-Two programs per (pipeline structure, step, scan length):
+Two programs per (pipeline structure, step, steps per call):
 
-- ``scan(leaves, source, carry, ids, epochs, count)`` runs up to ``length`` steps
-  in one ``lax.scan``: step ``i`` gathers the records ``ids[i]`` from the
-  device-resident source, runs the pipeline's device plane on them with the keys
-  of ``(seed, epochs[i], record id)`` (exactly what the per-batch iterator
-  computes for that batch) and calls the train step on the batch. Steps
-  ``i >= count`` leave the carry as it is, so one program stops at any step;
+- ``scan(leaves, source, carry, ids, epoch, count)`` computes the batches of up to
+  ``length`` steps of one epoch the way the iterator computes a chunk (the
+  pipeline's device plane vectorised over all their records, keys from
+  ``(seed, epoch, record id)``), then runs the train step on them in one
+  ``lax.scan``. Steps ``i >= count`` leave the carry as it is, so one program
+  stops at any step;
 - ``single(leaves, source, carry, ids, epoch, size)`` runs one step on an epoch's
   short last batch: computed padded, as the iterator computes it, and handed to
   the step at its true ``size`` (a static argument: one compilation per size).
@@ -57,32 +57,42 @@ def build_programs(
 ) -> FusedPrograms:
     """The scan and short-batch programs of ``step`` over ``plan`` (see the module doc)."""
 
-    def batch_of(leaves: Any, source: Any, ids: jax.Array, epoch: jax.Array, size: int) -> Any:
+    def batches_of(
+        leaves: Any, source: Any, ids: jax.Array, epoch: jax.Array, size: jax.Array | int
+    ) -> Any:
         """The pipeline's output for the records ``ids`` (the first ``size`` are real)."""
         operators = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, leaves))
         inputs = jax.tree_util.tree_map(lambda v: jnp.take(v, ids, axis=0, mode="clip"), source)
         valid = jnp.arange(ids.shape[0]) < size
         ctx = TraceContext(ids, epoch, plan.seed, None, valid, {})
         out, _ = plan.lower(operators, inputs, ctx, 0)
-        if sharder is not None:
-            out = sharder.constrain(out)
         return out
 
-    def scan(
-        leaves: Any, source: Any, carry: Any, ids: jax.Array, epochs: jax.Array, count: jax.Array
-    ) -> tuple[Any, Any]:
-        def run(c: Any, row: jax.Array, epoch: jax.Array) -> tuple[Any, Any]:
-            out = batch_of(leaves, source, row, epoch, batch_size)
-            return step(c, as_batches(out, row, epoch))
+    def placed(out: Any) -> Any:
+        return out if sharder is None else sharder.constrain(out)
 
-        shapes = jax.eval_shape(run, carry, ids[0], epochs[0])
+    def scan(
+        leaves: Any, source: Any, carry: Any, ids: jax.Array, epoch: jax.Array, count: jax.Array
+    ) -> tuple[Any, Any]:
+        out = batches_of(leaves, source, ids, epoch, count * batch_size)
+        steps = ids.shape[0] // batch_size
+        by_step = jax.tree_util.tree_map(
+            lambda v: v.reshape(steps, batch_size, *v.shape[1:]), (out, ids)
+        )
+
+        def run(c: Any, batch: Any) -> tuple[Any, Any]:
+            out, row = batch
+            return step(c, as_batches(placed(out), row, epoch))
+
+        first = jax.tree_util.tree_map(lambda v: v[0], by_step)
+        shapes = jax.eval_shape(run, carry, first)
         check_carry(carry, shapes[0])
 
-        def body(c: Any, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[Any, Any]:
-            i, row, epoch = xs
+        def body(c: Any, xs: tuple[jax.Array, Any]) -> tuple[Any, Any]:
+            i, batch = xs
             return jax.lax.cond(
                 i < count,
-                lambda c: run(c, row, epoch),
+                lambda c: run(c, batch),
                 lambda c: (
                     c,
                     jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[1]),
@@ -90,15 +100,15 @@ def build_programs(
                 c,
             )
 
-        steps = jnp.arange(ids.shape[0], dtype=jnp.int32)
-        out: tuple[Any, Any] = jax.lax.scan(body, carry, (steps, ids, epochs))
-        return out
+        numbers = jnp.arange(steps, dtype=jnp.int32)
+        result: tuple[Any, Any] = jax.lax.scan(body, carry, (numbers, by_step))
+        return result
 
     def single(
         leaves: Any, source: Any, carry: Any, ids: jax.Array, epoch: jax.Array, size: int
     ) -> tuple[Any, Any]:
-        out = batch_of(leaves, source, ids, epoch, size)
-        out = jax.tree_util.tree_map(lambda v: v[:size], out)
+        out = batches_of(leaves, source, ids, epoch, size)
+        out = jax.tree_util.tree_map(lambda v: v[:size], placed(out))
         carry, metrics = step(carry, as_batches(out, ids[:size], epoch))
         return carry, jax.tree_util.tree_map(lambda m: jnp.asarray(m)[None], metrics)
 
