@@ -215,7 +215,7 @@ class FusedLoop:
         if steps is None:
             steps = self._left_in_epoch()
         leaves, source, programs, sharder = self._prepare()
-        parts: list[tuple[Any, int]] = []
+        parts: list[tuple[Any, int, int]] = []
         geometry = self._pipeline.view.geometry
         batch_size = geometry.batch_size
         context = sharder.computing() if sharder is not None else contextlib.nullcontext()
