@@ -165,3 +165,13 @@ def test_records_pipeline_example_is_independent_of_workers_and_skips_the_bad_re
     tokens = np.asarray(batch["tokens"])
     assert tokens.min() >= 0 and (tokens[:, :3] > 1).all()
     assert batch.mask.all() or not batch.mask[batch.record_ids == 17].any()
+
+
+def test_train_fused_trains_as_the_per_batch_loop_does(capsys):
+    namespace = runpy.run_path(str(EXAMPLES / "train_fused.py"))
+    result = namespace["main"](["--epochs", "6"])  # checks fused losses == per-batch losses
+    assert result["steps"] == 6 * 24  # 1,500 images: 23 batches of 64 and one of 28
+    assert result["last_loss"] < 0.6 * result["first_loss"]
+    assert result["fused_accuracy"] > 0.7
+    assert abs(result["fused_accuracy"] - result["per_batch_accuracy"]) < 0.02
+    assert capsys.readouterr().out.startswith("144 steps, loss ")
