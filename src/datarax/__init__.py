@@ -10,10 +10,19 @@ Example:
 """
 
 from datarax.core.batch import Batch
+from datarax.core.compilation_cache import enable_compilation_cache
 from datarax.core.element import Element
 from datarax.core.errors import DataraxError
 from datarax.dag.pipeline import Pipeline, from_source
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "DataraxError", "Element", "Pipeline", "__version__", "from_source"]
+__all__ = [
+    "Batch",
+    "DataraxError",
+    "Element",
+    "Pipeline",
+    "__version__",
+    "enable_compilation_cache",
+    "from_source",
+]

@@ -258,13 +258,17 @@ class ProgramCache:
         gather: bool,
         layout: DeviceMajor | None,
         parts: int,
+        quick: bool = False,
     ) -> CompiledChunk:
-        """The chunk functions of ``plan`` for this layout (built once per structure)."""
-        key = ("run", plan, split.graphdef, split.treedef, gather, layout, parts)
+        """The chunk functions of ``plan`` for this layout (built once per structure);
+        ``quick``: compiled fast, for a run's first batches."""
+        key = ("run", plan, split.graphdef, split.treedef, gather, layout, parts, quick)
 
         def build() -> CompiledChunk:
             runs = tuple(
-                build_run_fn(plan, split.graphdef, split.treedef, j, gather or j > 0, layout, parts)
+                build_run_fn(
+                    plan, split.graphdef, split.treedef, j, gather or j > 0, layout, parts, quick
+                )
                 for j in range(plan.num_caches + 1)
             )
             return CompiledChunk(runs)
@@ -295,7 +299,9 @@ class ProgramCache:
 PROGRAMS = ProgramCache()
 
 
-def compile(pipeline: Pipeline, *, batches_per_call: int | None = None) -> Program:
+def compile(
+    pipeline: Pipeline, *, batches_per_call: int | None = None, quick: bool = False
+) -> Program:
     """The program computing ``pipeline``'s chunks with the operators' current values.
 
     Operator parameters are read here: an iterator compiles when it starts (and
@@ -306,6 +312,8 @@ def compile(pipeline: Pipeline, *, batches_per_call: int | None = None) -> Progr
     Args:
         pipeline: The pipeline.
         batches_per_call: Batches per compiled call (default: the pipeline's choice).
+        quick: Compile fast (:data:`~datarax.dag.compiler.QUICK_COMPILE`): the
+            program of a run's first batches, while the full one compiles.
     """
     runtime = runtime_of(pipeline)
     plane = runtime.host_plane
@@ -320,7 +328,7 @@ def compile(pipeline: Pipeline, *, batches_per_call: int | None = None) -> Progr
     split = PROGRAMS.operator_split(pipeline)
     plan = device_plan(pipeline)
     compiled = PROGRAMS.chunk_functions(
-        plan, split, gather_from is not None, layout, parts if layout is not None else 1
+        plan, split, gather_from is not None, layout, parts if layout is not None else 1, quick
     )
     leaves = jax.tree_util.tree_leaves(split.state)
     if compute_sharder is not None:
