@@ -24,4 +24,10 @@ def test_the_fused_example_trains_to_a_small_loss():
 
 def test_the_page_lists_every_measured_scenario_between_the_markers():
     page = PAGE.read_text()
-    assert "<!-- datarax-bench:start -->" in page and "<!-- datarax-bench:end -->" in page
+    table = re.search(r"<!-- datarax-bench:start -->\n(.*?)<!-- datarax-bench:end -->", page, re.S)
+    assert table is not None, "docs/training.md has no generated table"
+    rows = {line.split(" | ")[0].strip("| ") for line in table.group(1).splitlines()}
+    assert {"T16", "T256", "TCNN"} <= rows
+    for system in ("datarax", "datarax-fused", "grain", "torch", "tfdata"):
+        assert f"| T16 | {system} |" in table.group(1), system
+    assert "T16 datarax-fused steps/s >= 1.8x best peer" in table.group(1)

@@ -22,6 +22,7 @@ from typing import Any
 from datarax.benchmarking.charts import ratio_chart, throughput_chart
 from datarax.benchmarking.compare import check_threshold, compare, format_changes
 from datarax.benchmarking.docs import update_docs
+from datarax.benchmarking.goals import check_goals
 from datarax.benchmarking.machine import PLATFORMS
 from datarax.benchmarking.profiles import PROFILES
 from datarax.benchmarking.results import load_results, markdown, write_json
@@ -206,7 +207,7 @@ def _fraction(text: str) -> float:
 def _compare(args: argparse.Namespace) -> int:
     old, new = load_results(args.old), load_results(args.new)
     changes = compare(old, new, args.threshold)
-    print(format_changes(changes, args.threshold))
+    print(format_changes(changes, args.threshold, check_goals(new)))
     return REGRESSED if any(c.regressed for c in changes) else OK
 
 

@@ -3,6 +3,8 @@
 A pair regresses when the new median is below the old median by more than ``threshold``
 (a fraction: 0.10 = 10 %), or when it ran in the old run and failed in the new one.
 Pairs skipped in either run, or present in only one, are listed but never regress.
+The goals of the new run's training scenarios (:mod:`datarax.benchmarking.goals`) are
+listed after the table; a goal not met is reported, not counted as a regression.
 
 Example:
     >>> old = {"results": [{"scenario": "W1", "framework": "datarax", "status": "ok",
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from datarax.benchmarking.goals import GoalCheck, format_goals
 from datarax.benchmarking.results import format_rate
 from datarax.core.errors import ConfigError
 
@@ -68,8 +71,11 @@ def compare(old: dict[str, Any], new: dict[str, Any], threshold: float = 0.10) -
     return [_change(k, old_rows.get(k), new_rows.get(k), threshold) for k in keys]
 
 
-def format_changes(changes: list[Change], threshold: float) -> str:
-    """The comparison as a Markdown table, then one line saying what regressed."""
+def format_changes(
+    changes: list[Change], threshold: float, goals: list[GoalCheck] | None = None
+) -> str:
+    """The comparison as a Markdown table, the new run's ``goals`` checked (see
+    :func:`~datarax.benchmarking.goals.check_goals`), then one line saying what regressed."""
     lines = [
         "| scenario | system | old median | new median | change | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -79,6 +85,8 @@ def format_changes(changes: list[Change], threshold: float) -> str:
         new = format_rate(c.new) if c.new is not None else "-"
         change = f"{c.change:+.1%}" if c.change is not None else "-"
         lines.append(f"| {c.scenario} | {c.framework} | {old} | {new} | {change} | {c.verdict} |")
+    if goals:
+        lines += ["", "Goals of the new run:", *format_goals(goals)]
     bad = [c for c in changes if c.regressed]
     lines.append("")
     if bad:

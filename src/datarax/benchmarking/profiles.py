@@ -1,8 +1,10 @@
 """Profiles: how many records and epochs each scenario runs, and which systems run it.
 
 ``full`` is the size of BENCHMARKS.md; ``ci_cpu`` shrinks the largest scenarios so that
-every scenario on every installed framework with 5 repetitions ends within 10 minutes on
-2 CPU cores; ``smoke`` (not listed in ``--help``) is for tests.
+every loader scenario on every installed framework with 5 repetitions ends within 10
+minutes on 2 CPU cores, and the three training scenarios (T16, T256, TCNN) with 3
+repetitions within about 3 minutes more; ``smoke`` (not listed in ``--help``) is for
+tests.
 
 Example:
     >>> PROFILES["ci_cpu"].records_for(SCENARIOS["W3"]) < SCENARIOS["W3"].records
@@ -47,15 +49,23 @@ class Profile:
 
 #: Every system, in table order: references first, then datarax, then the peers.
 _COMMON = ("numpy", "numpy-loop", "jax", "datarax", "grain", "torch", "tfdata", "hf")
-#: Also datarax's AR pipeline with no workers, the reference of its workers' speed-up.
-_MEASURED = (*_COMMON[:4], "datarax-0w", *_COMMON[4:])
+#: Also datarax's AR pipeline with no workers, the reference of its workers' speed-up,
+#: and datarax's loop fused with the train step (training scenarios only).
+_MEASURED = (*_COMMON[:4], "datarax-0w", "datarax-fused", *_COMMON[4:])
+#: Where ``torch-2w`` goes in the full profile: right after ``torch``.
+_AFTER_TORCH = _MEASURED.index("torch") + 1
 #: The libraries of the operator scenarios (RA, MEL, PACK); each has rows only there.
 _OPERATOR_PEERS = ("dm_pix", "augmax", "torchvision", "librosa", "librosa-clip", "torchaudio")
 
 PROFILES: dict[str, Profile] = {
     "full": Profile(
         "full",
-        systems=(*_MEASURED[:7], "torch-2w", *_MEASURED[7:], *_OPERATOR_PEERS),
+        systems=(
+            *_MEASURED[:_AFTER_TORCH],
+            "torch-2w",
+            *_MEASURED[_AFTER_TORCH:],
+            *_OPERATOR_PEERS,
+        ),
         timeout_s=1800,
     ),
     "ci_cpu": Profile(
@@ -67,6 +77,7 @@ PROFILES: dict[str, Profile] = {
             "RA": 5_000,
             "MEL": 512,
             "PACK": 10_000,
+            "TCNN": 6_144,
         },
         systems=(*_MEASURED, *_OPERATOR_PEERS),
         timeout_s=300,
@@ -88,9 +99,12 @@ PROFILES: dict[str, Profile] = {
             "RA": 512,
             "MEL": 128,
             "PACK": 512,
+            "T16": 128,
+            "T256": 128,
+            "TCNN": 512,
         },
-        epochs={"W1": 2, "W1s": 2, "D1": 2, "D10": 2, "D100": 2, "DAG": 2},
-        systems=(*_COMMON, *_OPERATOR_PEERS),
+        epochs={"W1": 2, "W1s": 2, "D1": 2, "D10": 2, "D100": 2, "DAG": 2, "T16": 2, "T256": 2},
+        systems=(*_COMMON[:4], "datarax-fused", *_COMMON[4:], *_OPERATOR_PEERS),
         timeout_s=120,
         listed=False,
     ),

@@ -3,6 +3,8 @@
 Example:
     >>> format_rate(1_480_000), format_rate(56_200), format_rate(980)
     ('1.48 M', '56.2 K', '980')
+    >>> format_steps(5_100), format_steps(8.414)
+    ('5.10 K', '8.41')
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from datarax.benchmarking.adapters import SYSTEMS
 from datarax.benchmarking.errors import ResultsFileError
+from datarax.benchmarking.goals import best_peer, check_goals, format_goals
 
 #: Identifies the format of a results file.
 SCHEMA = "datarax-bench/1"
@@ -99,21 +102,37 @@ def check_results(results: Any, where: str = "results") -> None:
                 expected=" or ".join(STATUSES),
                 found=repr(row["status"]),
             )
-        if row["status"] == "ok":
-            rate = row.get("elements_per_s")
-            if not isinstance(rate, dict) or not all(
-                isinstance(rate.get(k), (int, float))
-                and not isinstance(rate.get(k), bool)
-                and math.isfinite(rate[k])
-                and rate[k] >= 0
-                for k in ("median", "min", "max")
-            ):
+        if row["status"] != "ok":
+            continue
+        rate = row.get("elements_per_s")
+        if not _spread_ok(rate):
+            raise ResultsFileError(
+                "missing throughput figures",
+                where=place,
+                expected='"elements_per_s": {"median", "min", "max"} finite numbers >= 0',
+                found=repr(rate),
+            )
+        if family(results, row["scenario"]) != "training":
+            continue
+        for key, expected in (
+            ("steps_per_s", '{"median", "min", "max"} finite numbers >= 0'),
+            ("wait_ratio", '{"median", "min", "max"} numbers in [0, 1]'),
+        ):
+            value = row.get(key)
+            if not _spread_ok(value, 1.0 if key == "wait_ratio" else math.inf):
                 raise ResultsFileError(
-                    "missing throughput figures",
+                    "missing training figures",
                     where=place,
-                    expected='"elements_per_s": {"median", "min", "max"} finite numbers >= 0',
-                    found=repr(rate),
+                    expected=f'"{key}": {expected}',
+                    found=repr(value),
                 )
+        if not _number_ok(row.get("first_step_s")):
+            raise ResultsFileError(
+                "missing training figures",
+                where=place,
+                expected='"first_step_s": a finite number >= 0',
+                found=repr(row.get("first_step_s")),
+            )
 
 
 def format_rate(rate: float) -> str:
@@ -124,6 +143,11 @@ def format_rate(rate: float) -> str:
             digits = 2 if value < 10 else 1 if value < 100 else 0
             return f"{value:.{digits}f} {suffix}"
     return f"{rate:.0f}"
+
+
+def format_steps(rate: float) -> str:
+    """Steps per second, short, with 3 significant digits below 100: ``5.10 K``, ``8.41``."""
+    return format_rate(rate) if rate >= 100 else f"{rate:.3g}"
 
 
 def medians(results: dict[str, Any]) -> dict[tuple[str, str], float]:
@@ -162,14 +186,44 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, tuple[float, str]]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The run as Markdown: what was measured where, throughput table, details, notes."""
-    systems = _systems_in(results)
-    rows = {(r["scenario"], r["framework"]): r for r in results["results"]}
-    rel = ratios(results)
+    """The run as Markdown: what was measured where, throughput table, details, notes.
+
+    Loader scenarios get a table of elements per second; training scenarios (T16,
+    T256, TCNN) a table of steps per second with their wait ratios, times to first
+    step and goals.
+    """
+    loader = [s for s in results["scenarios"] if family(results, s) == "loader"]
+    training = [s for s in results["scenarios"] if family(results, s) == "training"]
     lines = [_summary(results), ""]
+    if loader or not training:
+        lines += _loader_tables(results, loader)
+    if training:
+        if loader:
+            lines.append("")
+        lines += _training_tables(results, training)
+    notes = [r for r in results["results"] if r["status"] != "ok"]
+    if notes:
+        lines += ["", "Not measured:", ""]
+        lines += [
+            f"- {r['scenario']} / {r['framework']}: {r['status']}, {r['reason']}" for r in notes
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def family(results: dict[str, Any], scenario: str) -> str:
+    """``"loader"`` or ``"training"``: what ``scenario`` measured in ``results``."""
+    scenarios = results.get("scenarios")
+    described = scenarios.get(scenario) if isinstance(scenarios, dict) else None
+    return str(described.get("family", "loader")) if isinstance(described, dict) else "loader"
+
+
+def _loader_tables(results: dict[str, Any], scenarios: list[str]) -> list[str]:
+    rows = {(r["scenario"], r["framework"]): r for r in results["results"]}
+    systems = _systems_in(results, scenarios)
+    rel = ratios(results)
     header = ["scenario", *systems, "datarax / best peer", "datarax / best reference"]
-    lines += [_row(header), _row(["---"] * len(header))]
-    for scenario in results["scenarios"]:
+    lines = [_row(header), _row(["---"] * len(header))]
+    for scenario in scenarios:
         cells = [scenario]
         for system in systems:
             row = rows.get((scenario, system))
@@ -184,14 +238,87 @@ def markdown(results: dict[str, Any]) -> str:
         "Ratios compare medians measured in this run.",
         "",
     ]
-    lines += _details(results)
-    notes = [r for r in results["results"] if r["status"] != "ok"]
-    if notes:
-        lines += ["", "Not measured:", ""]
+    return lines + _details(results, scenarios)
+
+
+def _training_tables(results: dict[str, Any], scenarios: list[str]) -> list[str]:
+    rows = {(r["scenario"], r["framework"]): r for r in results["results"]}
+    ran = {k: r for k, r in rows.items() if r["status"] == "ok" and "steps_per_s" in r}
+    systems = _systems_in(results, scenarios)
+    ours = [s for s in systems if s in SYSTEMS and SYSTEMS[s].role == "datarax"]
+    header = ["scenario", *systems, *(f"{s} / best peer" for s in ours)]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for scenario in scenarios:
+        cells = [scenario]
+        for system in systems:
+            row = ran.get((scenario, system))
+            cells.append(
+                format_steps(row["steps_per_s"]["median"])
+                if row is not None
+                else _cell(rows.get((scenario, system)))
+            )
+        peer = best_peer(ran, scenario)
+        for system in ours:
+            if peer is None or (scenario, system) not in ran:
+                cells.append("-")
+                continue
+            ratio = ran[(scenario, system)]["steps_per_s"]["median"]
+            ratio /= ran[(scenario, peer)]["steps_per_s"]["median"]
+            cells.append(f"{ratio:.2f}x ({peer})")
+        lines.append(_row(cells))
+    lines += [
+        "",
+        "Train steps per second, median of the timed passes: the same Flax NNX model and "
+        "Optax Adam step, jitted, fed by each system. The wait ratio is the part of a "
+        "pass's wall time spent waiting for the loader (inside its `iter()` and "
+        "`next()`; for `datarax-fused`, the host work of its `loop.run` calls); the "
+        "first step counts from the loader's construction to the first step's loss, "
+        "compilation included.",
+        "",
+    ]
+    header = [
+        "scenario",
+        "system",
+        "steps/s",
+        "min",
+        "max",
+        "records/s",
+        "wait ratio",
+        "first step (s)",
+        "peak RSS (MiB)",
+        "CPU %",
+    ]
+    lines += [_row(header), _row(["---"] * len(header))]
+    for (scenario, system), r in ran.items():
+        if scenario not in scenarios:
+            continue
+        steps = r["steps_per_s"]
+        lines.append(
+            _row(
+                [
+                    scenario,
+                    system,
+                    format_steps(steps["median"]),
+                    format_steps(steps["min"]),
+                    format_steps(steps["max"]),
+                    format_rate(r["elements_per_s"]["median"]),
+                    f"{r['wait_ratio']['median']:.1%}",
+                    f"{r['first_step_s']:.3f}",
+                    f"{r['peak_rss_mib']:.0f}",
+                    f"{r['cpu_percent']:.0f}",
+                ]
+            )
+        )
+    checks = check_goals(results)
+    if checks:
         lines += [
-            f"- {r['scenario']} / {r['framework']}: {r['status']}, {r['reason']}" for r in notes
+            "",
+            "Goals (ratios of medians in this run; best peer: the fastest of Grain, "
+            "tf.data and PyTorch):",
+            "",
         ]
-    return "\n".join(lines) + "\n"
+        lines += format_goals(checks)
+    return lines
 
 
 def _summary(results: dict[str, Any]) -> str:
@@ -209,7 +336,7 @@ def _summary(results: dict[str, Any]) -> str:
     )
 
 
-def _details(results: dict[str, Any]) -> list[str]:
+def _details(results: dict[str, Any], scenarios: list[str]) -> list[str]:
     header = [
         "scenario",
         "system",
@@ -222,7 +349,7 @@ def _details(results: dict[str, Any]) -> list[str]:
     ]
     lines = [_row(header), _row(["---"] * len(header))]
     for r in results["results"]:
-        if r["status"] != "ok":
+        if r["status"] != "ok" or r["scenario"] not in scenarios:
             continue
         rate = r["elements_per_s"]
         lines.append(
@@ -242,8 +369,8 @@ def _details(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _systems_in(results: dict[str, Any]) -> list[str]:
-    present = {r["framework"] for r in results["results"]}
+def _systems_in(results: dict[str, Any], scenarios: list[str]) -> list[str]:
+    present = {r["framework"] for r in results["results"] if r["scenario"] in scenarios}
     ordered = [s for s in results.get("systems", []) if s in present]
     return ordered + sorted(present - set(ordered))
 
@@ -258,3 +385,15 @@ def _cell(row: dict[str, Any] | None) -> str:
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
+
+
+def _spread_ok(value: Any, most: float = math.inf) -> bool:
+    """Whether ``value`` is ``{"median", "min", "max"}`` of numbers in ``[0, most]``."""
+    return isinstance(value, dict) and all(
+        _number_ok(value.get(k), most) for k in ("median", "min", "max")
+    )
+
+
+def _number_ok(value: Any, most: float = math.inf) -> bool:
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return valid and math.isfinite(value) and 0 <= value <= most

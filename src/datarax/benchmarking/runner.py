@@ -3,7 +3,9 @@
 In the child: the scenario's host arrays are generated, the system builds its pipeline,
 one cold pass gives the time to the first materialised batch (compilation included),
 then ``repetitions`` timed passes give elements per second (median, min, max), with the
-process tree's peak RSS and its CPU utilisation over the timed passes.
+process tree's peak RSS and its CPU utilisation over the timed passes. A training
+scenario times the system's training loop instead (steps per second, wait ratio, time to
+first step: see :mod:`datarax.benchmarking.training`).
 
 Example:
     >>> import numpy as np
@@ -37,6 +39,10 @@ from datarax.benchmarking.scenarios import SCENARIOS, Scenario, stats_for
 
 #: Characters of a failed child's error output kept in the results.
 _REASON_CHARS = 400
+#: Lines a child's error output may end with that do not say what went wrong.
+_NOT_THE_ERROR = ("For simplicity, JAX has removed its internal frames",)
+#: Imported before the clock starts in a training scenario, whatever the system.
+_TRAINING_MODULES = ("flax", "optax", "datarax.benchmarking.training")
 
 
 def sized(scenario: Scenario, profile: Profile) -> Scenario:
@@ -111,14 +117,26 @@ def time_passes(
 
 def measure(scenario: Scenario, system: System, repetitions: int) -> dict[str, Any]:
     """Run ``system`` on ``scenario`` in this process and return its figures."""
-    for module in system.requires:  # importing the framework is not part of its first batch
+    training = scenario.family == "training"
+    needs = (*system.requires, *(_TRAINING_MODULES if training else ()))
+    for module in needs:  # importing the framework is not part of its first batch
         importlib.import_module(module)
     with ResourceMonitor() as monitor, tempfile.TemporaryDirectory(prefix="datarax-bench-") as d:
         data = scenario.make_data(scenario.records)
         context = BuildContext(data, stats_for(scenario, data), Path(d), dict(system.options))
         start = time.perf_counter()
-        make_pass = system.build(scenario, context)
-        timing = time_passes(make_pass, repetitions, start=start, monitor=monitor)
+        if training:
+            from datarax.benchmarking.training import time_training
+
+            loop = system.build_training(scenario, context)
+            figures = time_training(loop, scenario, repetitions, start=start, monitor=monitor)
+        else:
+            make_pass = system.build(scenario, context)
+            figures = _rates(time_passes(make_pass, repetitions, start=start, monitor=monitor))
+    return {**figures, "peak_rss_mib": monitor.peak_rss_mib()}
+
+
+def _rates(timing: dict[str, Any]) -> dict[str, Any]:
     rates = timing.pop("rates")
     return {
         "elements_per_s": {
@@ -127,7 +145,6 @@ def measure(scenario: Scenario, system: System, repetitions: int) -> dict[str, A
             "max": max(rates),
         },
         **timing,
-        "peak_rss_mib": monitor.peak_rss_mib(),
     }
 
 
@@ -176,7 +193,7 @@ def run_pairs(
     rows = []
     for spec in specs:
         system, scenario = SYSTEMS[spec.system], SCENARIOS[spec.scenario]
-        reason = system.missing(scenario) or system.unsupported(scenario)
+        reason = system.missing(scenario) or system.unsupported(scenario, platform)
         if reason is not None:
             row = {
                 "scenario": spec.scenario,
@@ -193,7 +210,11 @@ def run_pairs(
 
 
 def _error_summary(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    lines = [
+        line
+        for line in stderr.strip().splitlines()
+        if line.strip() and not line.startswith(_NOT_THE_ERROR) and set(line.strip()) != {"-"}
+    ]
     if not lines:
         return "the process exited without a result"
     return lines[-1][-_REASON_CHARS:]

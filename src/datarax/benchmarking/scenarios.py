@@ -24,6 +24,8 @@ import numpy as np
 
 #: How a scenario's records are stored before the pipeline reads them.
 Storage = Literal["arrays", "ragged", "array_record"]
+#: What a scenario measures: a loader's batches, or a training loop fed by the loader.
+Family = Literal["loader", "training"]
 
 #: Token ids of the text scenarios: 0 pads, 1 is the mask token, words are >= 2.
 PAD_ID, MASK_ID, VOCAB_SIZE = 0, 1, 32_000
@@ -59,6 +61,15 @@ class Scenario:
         systems: The only systems with a row for it (``None``: every system). The
             operator scenarios (RA, MEL, PACK) name datarax and the libraries that do
             the same operation.
+        family: ``"loader"`` (elements per second of materialised batches) or
+            ``"training"`` (steps per second of a training loop the loader feeds; see
+            :mod:`datarax.benchmarking.training`).
+        workload: The loader workload whose data and per-record work it uses (default:
+            its own name; the training scenarios name W1 or W2).
+        model: The model a training scenario trains (a key of
+            :data:`datarax.benchmarking.training.MODELS`).
+        drop_remainder: Drop each epoch's short last batch (the training scenarios do,
+            so the jitted train step sees one batch shape).
     """
 
     name: str
@@ -74,6 +85,21 @@ class Scenario:
     storage: Storage = "arrays"
     stats: Callable[[dict[str, np.ndarray]], Any] | None = field(default=None, repr=False)
     systems: tuple[str, ...] | None = None
+    family: Family = "loader"
+    workload: str = ""
+    model: str | None = None
+    drop_remainder: bool = False
+
+    @property
+    def work(self) -> str:
+        """The workload whose data and per-record work this scenario uses."""
+        return self.workload or self.name
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches of one epoch (train steps, for a training scenario)."""
+        full, short = divmod(self.records, self.batch_size)
+        return full if self.drop_remainder else full + (short > 0)
 
 
 def stats_for(scenario: Scenario, data: dict[str, np.ndarray]) -> Any:
@@ -468,8 +494,32 @@ _PACK_SYSTEMS = ("datarax", "grain")
 #: Operators per chain of the depth scenarios.
 DEPTHS = {"D1": 1, "D10": 10, "D100": 100}
 
+#: The systems of the training scenarios: datarax per batch, fused, and the peer loaders.
+TRAINING_SYSTEMS = ("datarax", "datarax-fused", "grain", "torch", "torch-2w", "tfdata")
+
 _IMAGE_FLIP = "/255, random horizontal flip"
 _W2_WORK = "to float, normalise, pad 4 + random 32x32 crop, random flip"
+
+
+def _w1_training(name: str, model_title: str, model: str, note: str) -> Scenario:
+    """A training scenario on W1's data: ``model`` trained with Adam, batches of 32."""
+    return Scenario(
+        name,
+        f"training: {model_title} + Adam on W1 ({_IMAGE_FLIP}){note}",
+        _w1_data,
+        1000,
+        32,
+        10,
+        False,
+        _w1_record,
+        _w1_numpy,
+        systems=TRAINING_SYSTEMS,
+        family="training",
+        workload="W1",
+        model=model,
+        drop_remainder=True,
+    )
+
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -620,6 +670,26 @@ SCENARIOS: dict[str, Scenario] = {
             stochastic=False,
             storage="ragged",
             systems=_PACK_SYSTEMS,
+        ),
+        # -- T16, T256, TCNN: a Flax NNX model trained with Adam, fed by each loader ----
+        _w1_training("T16", "MLP 784-16-10", "mlp16", "; dispatch-bound"),
+        _w1_training("T256", "MLP 784-256-10", "mlp256", ""),
+        Scenario(
+            "TCNN",
+            f"training: CNN (conv 16, conv 32, dense 128) + Adam on W2 ({_W2_WORK}); compute-bound",
+            _w2_data,
+            50_000,
+            256,
+            1,
+            True,
+            _w2_record,
+            _w2_numpy,
+            stats=_channel_stats,
+            systems=TRAINING_SYSTEMS,
+            family="training",
+            workload="W2",
+            model="cnn",
+            drop_remainder=True,
         ),
     ]
 }

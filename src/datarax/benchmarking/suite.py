@@ -164,7 +164,7 @@ def _frameworks(systems: list[System]) -> dict[str, dict[str, Any]]:
 
 
 def _describe(scenario: Any) -> dict[str, Any]:
-    return {
+    out = {
         "title": scenario.title,
         "records": scenario.records,
         "batch_size": scenario.batch_size,
@@ -172,6 +172,16 @@ def _describe(scenario: Any) -> dict[str, Any]:
         "shuffle": scenario.shuffle,
         "elements_per_pass": scenario.records * scenario.epochs_per_pass,
     }
+    if scenario.family == "training":  # loader scenarios keep their description as it was
+        steps = scenario.steps_per_epoch * scenario.epochs_per_pass
+        out.update(
+            family="training",
+            model=scenario.model,
+            workload=scenario.work,
+            steps_per_pass=steps,
+            elements_per_pass=steps * scenario.batch_size,
+        )
+    return out
 
 
 def _version(distribution: str) -> str | None:

@@ -1,8 +1,8 @@
-"""Training with datarax: a pipeline's batches and a train step fused into one scan.
+"""Training with datarax: a pipeline's batches and a train step fused into one compiled loop.
 
 :func:`fuse` (a pure ``step(carry, batch) -> (carry, metrics)``) and
 :func:`fuse_nnx` (a step over Flax NNX modules, updated in place) compile the
-pipeline's device plane and the step into one ``lax.scan`` per
+pipeline's device plane and the step into one compiled loop per
 ``steps_per_call`` steps, for pipelines whose source lives on the device. See
 ``docs/training.md`` for when to fuse and what it costs.
 """

@@ -5,7 +5,7 @@ small model those dispatches, not the model, bound training. For a pipeline whos
 source lives on the device, :func:`fuse` compiles the pipeline's device plane and
 the user's step into one program (:mod:`datarax.training.programs`): it computes
 the batches of ``steps_per_call`` steps at once, as the iterator computes a chunk,
-then runs the step on each in a ``lax.scan``. The host only computes the record
+then runs the step on each in one compiled loop. The host only computes the record
 ids of the next steps (the shuffle is a cheap Feistel permutation) and dispatches
 once per ``steps_per_call`` steps, without waiting for the previous call.
 

@@ -2,7 +2,8 @@
 
 A *system* is one way to run a scenario: an adapter module plus options (PyTorch with 0
 or with 2 workers). Every adapter module has ``build(scenario, context) -> make_pass``
-and ``UNSUPPORTED`` (scenario name -> why the framework cannot run it).
+and ``UNSUPPORTED`` (scenario name -> why the framework cannot run it); those that run
+the training scenarios also have ``build_training(scenario, context) -> TrainLoop``.
 
 Example:
     >>> SYSTEMS["torch"].framework, SYSTEMS["torch-2w"].options
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from datarax.benchmarking.adapters.base import BuildContext, Builder, MakePass
 from datarax.benchmarking.errors import MissingFrameworkError
-from datarax.benchmarking.scenarios import Scenario
+from datarax.benchmarking.scenarios import SCENARIOS, Scenario
 
 Role = Literal["reference", "datarax", "peer"]
 
@@ -61,14 +62,26 @@ class System:
         needs = self.requires
         if scenario is not None and scenario.storage == "array_record":
             needs = (*needs, "array_record")
+        if scenario is not None and scenario.family == "training":  # the model and optimizer
+            needs = (*needs, "flax", "optax")
         for module in needs:
             if importlib.util.find_spec(module) is None:
                 return f"module '{module}' is not installed"
         return None
 
-    def unsupported(self, scenario: Scenario) -> str | None:
-        """Why its framework cannot run ``scenario`` (or ``None``)."""
-        return self._adapter().UNSUPPORTED.get(scenario.name)
+    def unsupported(self, scenario: Scenario, platform: str | None = None) -> str | None:
+        """Why its framework cannot run ``scenario`` (on ``platform``), or ``None``.
+
+        An adapter may name (scenario, platform) pairs it does not run in
+        ``UNSUPPORTED_ON``.
+        """
+        adapter = self._adapter()
+        if scenario.family == "training" and not hasattr(adapter, "build_training"):
+            return f"{self.label or self.name} has no training loop"
+        reason: str | None = adapter.UNSUPPORTED.get(scenario.name)
+        if reason is None and platform is not None:
+            reason = getattr(adapter, "UNSUPPORTED_ON", {}).get((scenario.name, platform))
+        return reason
 
     def require(self) -> None:
         """Raise :class:`MissingFrameworkError` when a required module is missing."""
@@ -97,11 +110,19 @@ class System:
         builder: Builder = self._adapter().build
         return builder(scenario, context)
 
+    def build_training(self, scenario: Scenario, context: BuildContext) -> Any:
+        """The adapter's training loop for a training ``scenario``: a
+        :class:`~datarax.benchmarking.training.TrainLoop` (imports the framework)."""
+        self.require()
+        return self._adapter().build_training(scenario, context)
+
     def _adapter(self) -> Any:
         return importlib.import_module(f"datarax.benchmarking.adapters.{self.module}")
 
 
 _JAX = ("jax", "jaxlib")
+#: The training scenarios (the only ones of ``datarax-fused``).
+TRAINING_SCENARIOS = tuple(name for name, s in SCENARIOS.items() if s.family == "training")
 SYSTEMS: dict[str, System] = {
     s.name: s
     for s in [
@@ -115,6 +136,9 @@ SYSTEMS: dict[str, System] = {
         System("datarax-0w", "datarax", "datarax", "datarax", ("jax", "flax"),
                ("datarax", *_JAX, "flax"), options={"workers": 0}, scenarios=("AR",),
                label="datarax, 0 workers"),
+        System("datarax-fused", "datarax", "datarax_fused", "datarax", ("jax", "flax", "optax"),
+               ("datarax", *_JAX, "flax", "optax"), scenarios=TRAINING_SCENARIOS,
+               label="datarax, fused with the train step"),
         System("grain", "grain", "grain", "peer", ("grain",), ("grain",), label="Grain"),
         System("torch", "torch", "torch", "peer", ("torch",), ("torch",),
                options={"workers": 0}, label="PyTorch DataLoader"),

@@ -4,7 +4,9 @@ W1, W1s, W2 and AR use ``Normalize``, ``RandomCrop`` and ``RandomFlip``; the dep
 are ``ElementOperator`` chains; DAG is the README's Advanced DAG as written there; W4 is a
 ``MemorySource`` that pads its token lists; RA is the ``RandAugment`` operator, MEL the
 ``MelSpectrogram`` operator, PACK a ``PackedPipeline`` over a padding ``MemorySource``;
-every other scenario runs its per-record JAX function as one ``ElementOperator``.
+every other scenario runs its per-record JAX function as one ``ElementOperator``. The
+training scenarios run W1's or W2's image pipeline (short last batches dropped) and train
+as a datarax user writes it: ``for batch in pipeline: state, loss = train_step(...)``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     return datarax_pipeline(scenario, context.data, context.stats, context=context)
 
 
+def build_training(scenario: Scenario, context: BuildContext) -> Any:
+    """The per-batch training loop over the scenario's datarax image pipeline."""
+    from datarax.benchmarking.training import PerBatchLoop
+
+    pipeline = datarax_image_pipeline(scenario, context.data, context.stats)
+    return PerBatchLoop(scenario, lambda: iter(pipeline))
+
+
 def datarax_pipeline(
     w: Scenario,
     data: dict[str, np.ndarray],
@@ -110,18 +120,17 @@ def datarax_image_pipeline(
     """The W1/W1s/W2/AR pipeline of built-in image operators (``num_epochs``: default the pass).
 
     ``source`` replaces the in-memory source built from ``data`` (the ArrayRecord file,
-    read on ``workers`` host workers).
+    read on ``workers`` host workers). The training scenarios get the pipeline of the
+    workload they use (W1 or W2), dropping each epoch's short last batch.
     """
     if source is None:
         source = MemorySource(MemorySourceConfig(), data=data)
     epochs = w.epochs_per_pass if num_epochs == -1 else num_epochs
+    options: dict[str, Any] = {"drop_remainder": w.drop_remainder}
     if w.storage == "array_record":  # per-record reading and decoding on the workers
-        pipeline = from_source(
-            source, w.batch_size, shuffle=w.shuffle, num_epochs=epochs, workers=workers
-        )
-    else:
-        pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=epochs)
-    if w.name in ("W2", "AR"):
+        options["workers"] = workers
+    pipeline = from_source(source, w.batch_size, shuffle=w.shuffle, num_epochs=epochs, **options)
+    if w.work in ("W2", "AR"):
         mean, std = stats
         pipeline = pipeline >> OperatorNode(
             Normalize(NormalizeConfig(mean=tuple(mean.tolist()), std=tuple(std.tolist())))

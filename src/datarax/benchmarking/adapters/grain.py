@@ -6,7 +6,9 @@ it draws random numbers, with the generator Grain gives it). Iteration uses
 ``to_iter_dataset`` with no reader threads: on 2 cores Grain's default of 16 threads was
 slower. W4 pads each record in a ``map`` before batching; AR reads the file through
 ``grain.sources.ArrayRecordDataSource`` and decodes each record in a ``map``. PACK packs
-the token lists with Grain's own first-fit packer, ``FirstFitPackIterDataset``.
+the token lists with Grain's own first-fit packer, ``FirstFitPackIterDataset``. The
+training scenarios run the same pipeline (short last batches dropped) and feed its NumPy
+batches to the jitted train step.
 """
 
 from __future__ import annotations
@@ -30,23 +32,16 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
 
     if scenario.name == "PACK":
         return packing_passes(scenario, context)
-    source, per_record = _source(scenario, context, grain)
-    read_options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-    transform = _batch_transform(scenario, context.stats)
-    passes = [0]
+    return _passes(scenario, context, grain)
 
-    def one_pass() -> Iterator[Any]:
-        passes[0] += 1
-        ds = grain.MapDataset.source(source).seed(passes[0])
-        if scenario.shuffle:
-            ds = ds.shuffle()
-        if per_record is not None:
-            ds = ds.map(per_record)
-        ds = ds.batch(scenario.batch_size).repeat(scenario.epochs_per_pass)
-        ds = ds.random_map(transform) if scenario.stochastic else ds.map(transform)
-        return iter(ds.to_iter_dataset(read_options))
 
-    return one_pass
+def build_training(scenario: Scenario, context: BuildContext) -> Any:
+    """The training loop fed by the Grain pipeline: ``for batch in ds: train_step(...)``."""
+    import grain
+
+    from datarax.benchmarking.training import PerBatchLoop
+
+    return PerBatchLoop(scenario, _passes(scenario, context, grain))
 
 
 #: PACK: bins Grain's first-fit packer fills before it hands them out (rows close as
@@ -79,6 +74,27 @@ def packing_passes(scenario: Scenario, context: BuildContext) -> MakePass:
                 shuffle_bins=False,
             )
             yield from packed.batch(scenario.batch_size, batch_fn=pad_batch)
+
+    return one_pass
+
+
+def _passes(scenario: Scenario, context: BuildContext, grain: Any) -> MakePass:
+    source, per_record = _source(scenario, context, grain)
+    read_options = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+    transform = _batch_transform(scenario, context.stats)
+    passes = [0]
+
+    def one_pass() -> Iterator[Any]:
+        passes[0] += 1
+        ds = grain.MapDataset.source(source).seed(passes[0])
+        if scenario.shuffle:
+            ds = ds.shuffle()
+        if per_record is not None:
+            ds = ds.map(per_record)
+        ds = ds.batch(scenario.batch_size, drop_remainder=scenario.drop_remainder)
+        ds = ds.repeat(scenario.epochs_per_pass)
+        ds = ds.random_map(transform) if scenario.stochastic else ds.map(transform)
+        return iter(ds.to_iter_dataset(read_options))
 
     return one_pass
 

@@ -4,7 +4,9 @@ vectorised ``map`` of TensorFlow ops, ``prefetch``.
 The transforms are the scenarios' own, written with TensorFlow ops on whole batches
 (``map`` after ``batch``), run by tf.data's thread pool (``num_parallel_calls=AUTOTUNE``).
 W4 slices a ``RaggedTensor`` and pads each batch with ``to_tensor``. tf.data has no
-ArrayRecord reader, so AR is skipped.
+ArrayRecord reader, so AR is skipped. The training scenarios run the same pipeline
+(short last batches dropped) and feed ``as_numpy_iterator()``'s batches to the jitted
+train step.
 """
 
 from __future__ import annotations
@@ -28,6 +30,30 @@ UNSUPPORTED = {"AR": "tf.data has no ArrayRecord reader"}
 
 def build(scenario: Scenario, context: BuildContext) -> MakePass:
     """Passes of the tf.data pipeline (one ``for`` over the dataset per epoch)."""
+    ds = dataset(scenario, context)
+
+    def one_pass() -> Iterator[Any]:
+        for _ in range(scenario.epochs_per_pass):
+            yield from ds
+
+    return one_pass
+
+
+def build_training(scenario: Scenario, context: BuildContext) -> Any:
+    """The training loop fed by tf.data: ``for batch in ds.as_numpy_iterator(): ...``."""
+    from datarax.benchmarking.training import PerBatchLoop
+
+    ds = dataset(scenario, context)
+
+    def one_pass() -> Iterator[Any]:
+        for _ in range(scenario.epochs_per_pass):
+            yield from ds.as_numpy_iterator()
+
+    return PerBatchLoop(scenario, one_pass)
+
+
+def dataset(scenario: Scenario, context: BuildContext) -> Any:
+    """The ``tf.data.Dataset`` of one epoch of ``scenario``'s batches."""
     import tensorflow as tf
 
     tf.random.set_seed(0)
@@ -40,19 +66,13 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
         ds = tf.data.Dataset.from_tensor_slices(context.data)
     if scenario.shuffle:
         ds = ds.shuffle(context.num_records, seed=0, reshuffle_each_iteration=True)
-    ds = ds.batch(scenario.batch_size)
+    ds = ds.batch(scenario.batch_size, drop_remainder=scenario.drop_remainder)
     ds = ds.map(_transform(scenario, context.stats, tf), num_parallel_calls=autotune)
-    ds = ds.prefetch(autotune)
-
-    def one_pass() -> Iterator[Any]:
-        for _ in range(scenario.epochs_per_pass):
-            yield from ds
-
-    return one_pass
+    return ds.prefetch(autotune)
 
 
 def _transform(scenario: Scenario, stats: Any, tf: Any) -> Callable:
-    name = scenario.name
+    name = scenario.work
     if name in ("W1", "W1s"):
         return lambda b: {**b, "image": _random_flip(b["image"] / 255.0, tf)}
     if name == "W2":

@@ -6,7 +6,10 @@ transform per batch, which the loader turns into tensors. W4 is the classic per-
 dataset with a ``collate_fn`` built on ``pad_sequence``. AR reads a batch of records with
 one ``__getitems__`` call on the ArrayRecord data source (workers are spawned for it:
 its reader does not survive a fork). Workers come from the system
-(0, or 2 persistent workers); each worker process draws from its own generator.
+(0, or 2 persistent workers); each worker process draws from its own generator. The
+training scenarios drop short last batches (``drop_last=True``) and keep the batches as
+NumPy arrays with a ``numpy_collate`` function, as JAX's guide to PyTorch data loading
+does, for the jitted train step.
 """
 
 from __future__ import annotations
@@ -26,6 +29,24 @@ UNSUPPORTED: dict[str, str] = {}
 
 def build(scenario: Scenario, context: BuildContext) -> MakePass:
     """Passes of the DataLoader; ``context.options["workers"]`` worker processes."""
+    return _passes(scenario, context, collate=None)
+
+
+def build_training(scenario: Scenario, context: BuildContext) -> Any:
+    """The training loop fed by the DataLoader: ``for batch in loader: train_step(...)``."""
+    from datarax.benchmarking.training import PerBatchLoop
+
+    return PerBatchLoop(scenario, _passes(scenario, context, collate=numpy_collate))
+
+
+def numpy_collate(batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every field of ``batch`` as a NumPy array (JAX's guide's ``numpy_collate``; a batch
+    arrives whole from the dataset, so there is nothing to stack). Pure NumPy: it runs
+    in forked workers, where JAX must not be used."""
+    return {k: np.asarray(v) for k, v in batch.items()}
+
+
+def _passes(scenario: Scenario, context: BuildContext, collate: Any) -> MakePass:
     import torch
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
@@ -48,9 +69,11 @@ def build(scenario: Scenario, context: BuildContext) -> MakePass:
     else:
         dataset = _BatchDataset(scenario, context)
         order = RandomSampler(dataset) if scenario.shuffle else SequentialSampler(dataset)
+        if collate is not None:
+            extra["collate_fn"] = collate
         loader = DataLoader(
             dataset,
-            sampler=BatchSampler(order, scenario.batch_size, drop_last=False),
+            sampler=BatchSampler(order, scenario.batch_size, drop_last=scenario.drop_remainder),
             batch_size=None,
             num_workers=workers,
             **extra,
