@@ -61,6 +61,7 @@ def test_the_advanced_dag_workload_matches_its_references_up_to_the_flips():
         assert 0 < flipped.sum() < 32, system
 
 
+@pytest.mark.slow
 def test_the_soak_loses_and_duplicates_nothing_in_a_short_run():
     from benchmarks.soak import failed, soak
 

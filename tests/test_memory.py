@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_resident_memory_is_flat_over_hundreds_of_epochs_of_w1():
     # A fresh process, so that other tests' allocations do not blur the figures.
     out = subprocess.run(

@@ -214,6 +214,7 @@ def test_unpicklable_host_operators_are_refused_at_the_first_batch():
 # -- Ctrl-C ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_pipeline_its_workers_and_its_shared_memory():
     child = subprocess.Popen(
         [sys.executable, str(HERE / "interrupt_child.py")],

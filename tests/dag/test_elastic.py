@@ -128,6 +128,7 @@ def test_changes_to_the_records_are_refused_and_leave_the_iterator_unchanged(cha
     assert target.get_state() == before
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(
     old=st.integers(1, 20),

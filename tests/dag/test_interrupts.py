@@ -152,6 +152,7 @@ def test_an_interrupted_transfer_or_dispatch_loses_nothing(monkeypatch, prefetch
     assert calls["n"] > 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("prefetch", "workers"), [(0, 0), (2, 0), (0, 2)], ids=["inline", "prefetch-thread", "workers"]
 )

@@ -89,7 +89,9 @@ def test_rotate_matches_pil_on_float_images(angle, size, interpolation, fill):
 @pytest.mark.parametrize("angle", [90.0, -90.0, 180.0, 45.0])
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_rotate_matches_pil_exactly_at_quarter_turns_and_diagonals(angle, interpolation):
-    image = np.random.default_rng(1).uniform(0, 1, (16, 16)).astype(np.float32)
+    # An odd size: at 45 degrees an even one puts pixel centres on the diagonals
+    # exactly on pixel boundaries, where "nearest" is a tie that float rounding settles.
+    image = np.random.default_rng(1).uniform(0, 1, (15, 15)).astype(np.float32)
     out = apply(Rotate(RotateConfig(angle=angle, interpolation=interpolation)), image[None])[0]
     np.testing.assert_allclose(out, pil_rotate(image, angle, interpolation, 0.0), atol=1e-5)
 
@@ -365,6 +367,7 @@ def test_fixed_operators_need_no_rngs_but_ranges_do():
         RandomAffine(RandomAffineConfig(degrees=5.0))
 
 
+@pytest.mark.slow
 def test_rotate_and_random_affine_pass_the_in_pipeline_check():
     images = np.random.default_rng(0).integers(0, 255, (40, 8, 8, 3), dtype=np.uint8)
     masks = np.random.default_rng(1).integers(0, 4, (40, 8, 8), dtype=np.uint8)

@@ -269,6 +269,7 @@ def test_schema_and_operator_errors():
         RandomResizedCrop(RandomResizedCropConfig())
 
 
+@pytest.mark.slow
 def test_crops_pass_the_in_pipeline_check():
     images = np.random.default_rng(0).integers(0, 255, (40, 10, 12, 3), dtype=np.uint8)
     masks = np.random.default_rng(1).integers(0, 4, (40, 10, 12), dtype=np.uint8)

@@ -355,6 +355,7 @@ def test_blur_config_errors(kw, field):
 # ------------------------------------------------------------------------ in pipeline
 
 
+@pytest.mark.slow
 def test_noise_operators_pass_the_in_pipeline_check():
     data = {"image": np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)}
     assert_operator_in_pipeline(

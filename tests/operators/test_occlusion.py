@@ -319,6 +319,7 @@ def test_occlusion_passes_gradients_to_kept_pixels():
 # ------------------------------------------------------------------------ in pipeline
 
 
+@pytest.mark.slow
 def test_occlusion_operators_pass_the_in_pipeline_check():
     data = {"image": np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)}
     makers = [

@@ -119,6 +119,7 @@ def test_weights_are_area_averages_and_rows_sum_to_one():
     assert np.any(resample_weights(12, 3, "bilinear", antialias=False).sum(axis=0) == 0)
 
 
+@pytest.mark.slow
 def test_point_sampled_resize_is_a_sampling_step_equal_to_the_filter():
     images = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (2, 10, 14, 2)), jnp.float32)
     for size, antialias in [((25, 31), True), ((6, 9), False), ((10, 30), True)]:

@@ -255,6 +255,7 @@ def test_streaming_source_cannot_be_shuffled_globally(root):
         from_source(source("parquet-stream", root), 4, shuffle=True)
 
 
+@pytest.mark.slow
 def test_mid_epoch_state_resumes_in_a_new_process(root):
     ks = (2, BATCHES_PER_EPOCH + 1)  # mid-epoch in epochs 0 and 1
     kinds = ("disk", "json", "parquet-stream")

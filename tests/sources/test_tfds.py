@@ -231,6 +231,7 @@ def resumed_in_a_new_process(data_dirs):
     return digests, run_child(HERE / "tfds_child.py", request)
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_in_a_new_process(resumed_in_a_new_process):
     digests, reply = resumed_in_a_new_process
     assert len(digests) == 5 and reply["digests"] == digests

@@ -203,6 +203,7 @@ def test_training_fused_gives_the_per_batch_parameters_and_losses():
     assert_same_parameters(model, reference)
 
 
+@pytest.mark.slow
 def test_a_fused_run_checkpointed_at_a_step_resumes_to_the_same_parameters(tmp_path):
     import orbax.checkpoint as ocp
 

@@ -51,6 +51,7 @@ def assert_close_rel(out, ref, *, rel=1e-5, rtol=1e-4):
 # ------------------------------------------------------------------------------ STFT
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(
     length=st.integers(300, 1600),
