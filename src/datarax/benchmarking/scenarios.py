@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jax
@@ -501,26 +501,6 @@ _IMAGE_FLIP = "/255, random horizontal flip"
 _W2_WORK = "to float, normalise, pad 4 + random 32x32 crop, random flip"
 
 
-def _w1_training(name: str, model_title: str, model: str, note: str) -> Scenario:
-    """A training scenario on W1's data: ``model`` trained with Adam, batches of 32."""
-    return Scenario(
-        name,
-        f"training: {model_title} + Adam on W1 ({_IMAGE_FLIP}){note}",
-        _w1_data,
-        1000,
-        32,
-        10,
-        False,
-        _w1_record,
-        _w1_numpy,
-        systems=TRAINING_SYSTEMS,
-        family="training",
-        workload="W1",
-        model=model,
-        drop_remainder=True,
-    )
-
-
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
@@ -671,25 +651,32 @@ SCENARIOS: dict[str, Scenario] = {
             storage="ragged",
             systems=_PACK_SYSTEMS,
         ),
-        # -- T16, T256, TCNN: a Flax NNX model trained with Adam, fed by each loader ----
-        _w1_training("T16", "MLP 784-16-10", "mlp16", "; dispatch-bound"),
-        _w1_training("T256", "MLP 784-256-10", "mlp256", ""),
-        Scenario(
-            "TCNN",
-            f"training: CNN (conv 16, conv 32, dense 128) + Adam on W2 ({_W2_WORK}); compute-bound",
-            _w2_data,
-            50_000,
-            256,
-            1,
-            True,
-            _w2_record,
-            _w2_numpy,
-            stats=_channel_stats,
-            systems=TRAINING_SYSTEMS,
-            family="training",
-            workload="W2",
-            model="cnn",
-            drop_remainder=True,
-        ),
     ]
 }
+
+
+def _training(base: str, name: str, title: str, model: str, bound: str = "") -> Scenario:
+    """A training scenario: ``model`` trained with Adam on the data and per-record work
+    of the loader scenario ``base``, its short last batches dropped."""
+    work = SCENARIOS[base].title.split("; ")[1]
+    return replace(
+        SCENARIOS[base],
+        name=name,
+        title=f"training: {title} + Adam on {base} ({work}){bound}",
+        systems=TRAINING_SYSTEMS,
+        family="training",
+        workload=base,
+        model=model,
+        drop_remainder=True,
+    )
+
+
+# -- T16, T256, TCNN: a Flax NNX model trained with Adam, fed by each loader --------
+SCENARIOS.update(
+    (s.name, s)
+    for s in (
+        _training("W1", "T16", "MLP 784-16-10", "mlp16", "; dispatch-bound"),
+        _training("W1", "T256", "MLP 784-256-10", "mlp256"),
+        _training("W2", "TCNN", "CNN (conv 16, conv 32, dense 128)", "cnn", "; compute-bound"),
+    )
+)
