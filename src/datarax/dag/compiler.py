@@ -73,6 +73,35 @@ class DevicePlan:
         """Cache nodes in the plan."""
         return len(self.segments) - 1
 
+    def apply(
+        self,
+        operators: Any,
+        flow: Any,
+        record_ids: jax.Array,
+        epoch: jax.Array,
+        valid: jax.Array,
+        segment: int = 0,
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """The device plane on the rows ``flow`` of the records ``record_ids``.
+
+        The one computation of the device plane: compiled chunks, fused training
+        loops and :class:`~datarax.dag.transform.PipelineTransform` all call it.
+
+        Args:
+            operators: The operators, in the plan's order (copies holding traced values).
+            flow: The input rows: a ``(data, states)`` pair, or the values stored at
+                the cache the segment starts after.
+            record_ids: The source record id of every row (``int32``).
+            epoch: The epoch (``uint32`` scalar).
+            valid: ``True`` for real rows, ``False`` for padding.
+            segment: 0 for the source, ``j`` to start after cache ``j``.
+
+        Returns:
+            The output and the values at each cache after ``segment``.
+        """
+        ctx = TraceContext(record_ids, epoch, self.seed, None, valid, {})
+        return self.lower(operators, flow, ctx, segment)
+
     def lower(
         self, operators: Any, flow: Any, ctx: TraceContext, segment: int = 0
     ) -> tuple[Any, tuple[Any, ...]]:
@@ -192,8 +221,8 @@ def build_run_fn(
         positions = jnp.arange(record_ids.shape[0])
         if layout is not None:
             positions = layout.batch_major(positions)
-        ctx = TraceContext(record_ids, epoch, plan.seed, None, positions < valid_rows, {})
-        out, cached = plan.lower(operators, inputs, ctx, segment)
+        valid = positions < valid_rows
+        out, cached = plan.apply(operators, inputs, record_ids, epoch, valid, segment)
         if layout is not None:
             out = layout.sharder.constrain(
                 cut_device_major(out, parts, layout) if parts > 1 else out

@@ -41,6 +41,7 @@ from datarax.dag.rebatch import RebatchNode
 from datarax.dag.runtime import PipelineRuntime, attach_runtime, runtime_of
 from datarax.dag.sharder import SharderNode, as_sharder
 from datarax.dag.slicing import ProcessView, process_view
+from datarax.dag.transform import PipelineTransform
 from datarax.operators.base import Operator
 from datarax.samplers.base import Sampler
 from datarax.samplers.range import RangeSampler
@@ -351,6 +352,14 @@ class Pipeline(Sequential):
     def host_plane(self) -> HostPlane:
         """Reads chunks: vectorised gathers, or records on the worker pool."""
         return runtime_of(self).host_plane
+
+    def transform(self) -> PipelineTransform:
+        """The device plane as a differentiable module (see :mod:`datarax.dag.transform`).
+
+        It holds this pipeline's operators (the same objects), so what an optimizer
+        learns through it is what the next iterator runs and what checkpoints save.
+        """
+        return PipelineTransform(self)
 
     @property
     def epoch_cursor(self) -> int:

@@ -4,7 +4,7 @@
 the building blocks for operators of one's own.
 """
 
-from datarax.operators import audio, image, mixing, policies, text
+from datarax.operators import audio, image, mixing, policies, relaxed, text
 from datarax.operators.adapters import FunctionOperator, FunctionOperatorConfig, from_function
 from datarax.operators.base import Operator, OperatorKey
 from datarax.operators.composite import CompositeOperator, CompositeOperatorConfig
@@ -27,5 +27,6 @@ __all__ = [
     "image",
     "mixing",
     "policies",
+    "relaxed",
     "text",
 ]

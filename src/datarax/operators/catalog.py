@@ -40,6 +40,7 @@ _FAMILIES: tuple[tuple[str, str], ...] = (
     ("datarax.operators.image.occlusion", "image: noise and occlusion"),
     ("datarax.operators.mixing", "batch mixing"),
     ("datarax.operators.policies", "policies and wrappers"),
+    ("datarax.operators.relaxed", "policies and wrappers"),
     ("datarax.operators.adapters", "adapters"),
     ("datarax.operators.text.tokenize", "text"),
     ("datarax.operators.text.masking", "text"),

@@ -79,11 +79,14 @@ __all__ = [
     "TrivialAugment",
     "TrivialAugmentConfig",
     "augment_operator",
+    "candidates",
+    "check_operator",
     "randaugment_magnitude",
 ]
 
 
-def _check_operator(operator: Any, where: str) -> Operator:
+def check_operator(operator: Any, where: str) -> Operator:
+    """``operator`` when it is a datarax operator, else a :class:`ConfigError` naming ``where``."""
     if not isinstance(operator, Operator):
         raise ConfigError(
             "must be a datarax operator",
@@ -92,6 +95,33 @@ def _check_operator(operator: Any, where: str) -> Operator:
             found=type(operator).__name__,
         )
     return operator
+
+
+def candidates(
+    operators: Sequence[Any], weights: Sequence[float] | None, *, owner: str, minimum: int
+) -> tuple[list[Operator], tuple[float, ...]]:
+    """The operators a choice picks from and one weight each (default: equal weights).
+
+    Raises :class:`ConfigError` naming ``owner`` for anything that is not an
+    operator, fewer than ``minimum`` operators, or a weight count that differs.
+    """
+    ops = [check_operator(op, f"{owner}(operators=...)") for op in operators]
+    if len(ops) < minimum:
+        raise ConfigError(
+            "nothing to choose from" if not ops else "too few operators to choose from",
+            where=f"{owner}(operators=...)",
+            expected="at least one operator" if minimum == 1 else f"at least {minimum} operators",
+            found=f"{len(ops)}" if ops else "none",
+        )
+    chosen = tuple(weights) if weights else tuple(1.0 for _ in ops)
+    if len(chosen) != len(ops):
+        raise ConfigError(
+            "one weight per operator",
+            where=f"{owner}Config.weights",
+            expected=f"{len(ops)} weights",
+            found=f"{len(chosen)}",
+        )
+    return ops, chosen
 
 
 def _is_real(value: object) -> bool:
@@ -207,7 +237,7 @@ class ApplyWithProbability(_Policy):
         name: str | None = None,
     ) -> None:
         self.require_config(config)
-        operator = _check_operator(operator, "ApplyWithProbability(operator=...)")
+        operator = check_operator(operator, "ApplyWithProbability(operator=...)")
         draws = 0.0 < config.probability < 1.0
         self._policy_init(config, config.stream_name, draws, [operator], rngs, name)
         self.operator = operator
@@ -300,22 +330,7 @@ class ChooseOne(_Policy):
         name: str | None = None,
     ) -> None:
         self.require_config(config)
-        ops = [_check_operator(op, "ChooseOne(operators=...)") for op in operators]
-        if not ops:
-            raise ConfigError(
-                "nothing to choose from",
-                where="ChooseOne(operators=...)",
-                expected="at least one operator",
-                found="none",
-            )
-        weights = config.weights or tuple(1.0 for _ in ops)
-        if len(weights) != len(ops):
-            raise ConfigError(
-                "one weight per operator",
-                where="ChooseOneConfig.weights",
-                expected=f"{len(ops)} weights",
-                found=f"{len(weights)}",
-            )
+        ops, weights = candidates(operators, config.weights, owner="ChooseOne", minimum=1)
         self._policy_init(config, config.stream_name, len(ops) > 1, ops, rngs, name)
         self.operators = nnx.List(ops)
         self.thresholds = _cumulative_shares(weights)

@@ -20,17 +20,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax.stages import Wrapped
 
-from datarax.core.batch import Batch
 from datarax.core.errors import FusionError
-from datarax.dag.base import Fanout, TraceContext
 from datarax.dag.compiler import DevicePlan
+from datarax.dag.transform import as_batch
 
 #: ``step(carry, batch) -> (carry, metrics)``: the train step a fused loop runs.
 Step = Callable[[Any, Any], tuple[Any, Any]]
@@ -63,9 +62,7 @@ def build_programs(
         """The pipeline's output for the records ``ids`` (the first ``size`` are real)."""
         operators = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, leaves))
         inputs = jax.tree_util.tree_map(lambda v: jnp.take(v, ids, axis=0, mode="clip"), source)
-        valid = jnp.arange(ids.shape[0]) < size
-        ctx = TraceContext(ids, epoch, plan.seed, None, valid, {})
-        out, _ = plan.lower(operators, inputs, ctx, 0)
+        out, _ = plan.apply(operators, inputs, ids, epoch, jnp.arange(ids.shape[0]) < size)
         return out
 
     def placed(out: Any) -> Any:
@@ -82,7 +79,7 @@ def build_programs(
 
         def run(c: Any, batch: Any) -> tuple[Any, Any]:
             out, row = batch
-            return step(c, as_batches(placed(out), row, epoch))
+            return step(c, as_batch(placed(out), row, epoch))
 
         first = jax.tree_util.tree_map(lambda v: v[0], by_step)
         shapes = jax.eval_shape(run, carry, first)
@@ -105,7 +102,7 @@ def build_programs(
     ) -> tuple[Any, Any]:
         out = batches_of(leaves, source, ids, epoch, size)
         out = jax.tree_util.tree_map(lambda v: v[:size], placed(out))
-        carry, metrics = step(carry, as_batches(out, ids[:size], epoch))
+        carry, metrics = step(carry, as_batch(out, ids[:size], epoch))
         return carry, jax.tree_util.tree_map(lambda m: jnp.asarray(m)[None], metrics)
 
     donated = (2,) if donate else ()
@@ -114,15 +111,6 @@ def build_programs(
         single=jax.jit(single, static_argnums=(5,), donate_argnums=donated),
         length=length,
     )
-
-
-def as_batches(out: Any, ids: jax.Array, epoch: jax.Array) -> Any:
-    """The :class:`~datarax.core.batch.Batch` (or one per branch) a step receives."""
-    if isinstance(out, Fanout):
-        return tuple(as_batches(part, ids, epoch) for part in out)
-    data, states = out
-    # Traced ids and epoch: a Batch's fields are whatever arrays the trace holds.
-    return Batch(data, states=states, record_ids=cast(Any, ids), epoch=epoch)
 
 
 def check_carry(carry: Any, returned: Any) -> None:

