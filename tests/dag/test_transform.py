@@ -86,6 +86,7 @@ def test_the_transform_gives_the_iterated_batches_bit_for_bit_short_batch_includ
         assert int(out.epoch) == batch.epoch
 
 
+@pytest.mark.slow
 def test_eager_calls_agree_with_the_compiled_batches_to_float32_rounding():
     # Op by op, without XLA's fusion, a few roundings differ.
     pipeline = learnable_pipeline()
@@ -121,6 +122,7 @@ def test_the_batch_computed_under_value_and_grad_is_the_iterated_batch():
         assert np.all(np.isfinite(g)) and np.any(g != 0), path
 
 
+@pytest.mark.slow
 def test_gradients_equal_finite_differences_on_the_relaxed_pipeline():
     pipeline = learnable_pipeline(hard=False, shuffle=False)
     graphdef, params, rest = nnx.split(pipeline.transform(), nnx.Param, ...)

@@ -161,10 +161,11 @@ class PipelineTransform(nnx.Module):
 
 
 class _PipelineRef:
-    """The pipeline a transform reads records from, kept out of the module's state.
+    """The pipeline a transform reads records from (host side), kept out of its state.
 
-    A static attribute compares by identity, so transforms of two pipelines never
-    share a graph definition by accident.
+    All references compare equal, so transforms of pipelines built alike (another
+    seed of the same data, say) share a graph definition and their compiled steps;
+    only :meth:`PipelineTransform.records`, outside the trace, reads the pipeline.
     """
 
     __slots__ = ("_pipeline",)
@@ -176,7 +177,7 @@ class _PipelineRef:
         return self._pipeline
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _PipelineRef) and other._pipeline is self._pipeline
+        return isinstance(other, _PipelineRef)
 
     def __hash__(self) -> int:
-        return id(self._pipeline)
+        return hash(_PipelineRef)
